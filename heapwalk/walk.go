@@ -1,0 +1,621 @@
+// Package heapwalk lists every chunk of a process's glibc malloc heap: the
+// main arena's [heap], every other arena's heaps, and every mmapped chunk,
+// and tells which chunks are free (tcache, fastbins, bins, top) and which
+// are allocator metadata. It reads through an addrspace.Space, so it works
+// the same on a live process and on a core.
+package heapwalk
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/heapsift/heapsift/addrspace"
+)
+
+// An Arena is one malloc_state and the heaps it owns.
+type Arena struct {
+	Addr         addrspace.Addr
+	Main         bool
+	Mutex        uint32
+	Flags        uint32
+	Top          addrspace.Addr
+	TopSize      uint64
+	SystemMem    uint64
+	MaxSystemMem uint64
+	Attached     uint64
+	Heaps        []Segment // [heap] for main_arena; the heaps of a thread arena
+}
+
+// A Segment is a range of heap memory.
+type Segment struct {
+	Start, End addrspace.Addr
+}
+
+// A Tcache is one thread's tcache_perthread_struct.
+type Tcache struct {
+	TID  int
+	Addr addrspace.Addr // the struct (the user pointer of its chunk)
+}
+
+// Heap is everything the walk found.
+type Heap struct {
+	Layout   Layout
+	Glibc    string // "2.36"
+	Banner   string
+	Libc     string // the libc module's path
+	Arenas   []Arena
+	Chunks   Chunks
+	Tcaches  []Tcache
+	NMmaps   int64 // mp_.n_mmaps, -1 when mp_ was not found
+	Findings []Finding
+	Warnings []string
+}
+
+// Usable returns the usable size of chunk i (what malloc_usable_size says).
+func (h *Heap) Usable(i int) uint64 {
+	s := h.Chunks.Size(i)
+	if h.Chunks.Mmapped(i) && !h.Layout.MmapUsableMinus8 {
+		return s - 16
+	}
+	return s - 8
+}
+
+type walker struct {
+	s     addrspace.Space
+	l     Layout
+	h     *Heap
+	maps  []addrspace.Mapping
+	free  []freeEntry
+	mp    uint64 // address of mp_, 0 if unknown
+	limit int    // bound on list walks
+}
+
+type freeEntry struct {
+	chunk uint64
+	state State
+}
+
+// Walk finds glibc's malloc structures in s and lists every chunk.
+func Walk(s addrspace.Space, opt Options) (*Heap, error) {
+	lc, warns, err := findLibc(s, opt)
+	if err != nil {
+		return nil, err
+	}
+	l, err := LayoutFor(lc.major, lc.minor)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", lc.banner, err)
+	}
+	h := &Heap{Layout: l, Glibc: fmt.Sprintf("%d.%d", lc.major, lc.minor), Banner: lc.banner,
+		Libc: lc.mod.Path, Warnings: warns, NMmaps: -1}
+	w := &walker{s: s, l: l, h: h, maps: s.Mappings()}
+	for _, m := range w.maps {
+		if m.Perm&addrspace.Write != 0 {
+			w.limit += int(m.Size() / 32)
+		}
+	}
+	ma, err := w.findMainArena(lc)
+	if err != nil {
+		return nil, err
+	}
+	w.findMp(lc)
+	if err := w.readArenas(ma); err != nil {
+		return nil, err
+	}
+	w.readTcaches(lc)
+	for i := range h.Arenas {
+		w.readBins(&h.Arenas[i])
+	}
+	for i := range h.Arenas {
+		w.walkArena(&h.Arenas[i])
+	}
+	w.findMmapped()
+	w.finish()
+	return h, nil
+}
+
+func (w *walker) warnf(format string, args ...any) {
+	w.h.Warnings = append(w.h.Warnings, fmt.Sprintf(format, args...))
+}
+
+func (w *walker) u64(a uint64) (uint64, error) { return addrspace.ReadUint64(w.s, addrspace.Addr(a)) }
+
+func (w *walker) readable(a uint64) bool {
+	m := addrspace.Find(w.maps, addrspace.Addr(a))
+	return m != nil && m.Perm&addrspace.Read != 0 && !m.Missing
+}
+
+// findMainArena picks the first candidate that validates in memory and
+// records every method that agrees with it.
+func (w *walker) findMainArena(lc *libc) (uint64, error) {
+	cands := mainArenaCandidates(lc, &w.l)
+	var chosen uint64
+	var how []string
+	var rejected []string
+	for _, c := range cands {
+		if chosen != 0 {
+			if c.addr == chosen {
+				how = append(how, c.how)
+			} else {
+				w.warnf("main_arena: %s suggests %#x, which disagrees with %#x", c.how, c.addr, chosen)
+			}
+			continue
+		}
+		if err := w.validateArena(c.addr, true); err != nil {
+			rejected = append(rejected, fmt.Sprintf("%s: %#x: %v", c.how, c.addr, err))
+			continue
+		}
+		chosen = c.addr
+		how = append(how, c.how)
+	}
+	if chosen == 0 {
+		if len(rejected) == 0 {
+			return 0, fmt.Errorf("cannot find main_arena in %s (no debug symbols, no relocation, no code reference)", lc.mod.Path)
+		}
+		return 0, fmt.Errorf("cannot find main_arena in %s: every candidate failed validation: %v", lc.mod.Path, rejected)
+	}
+	w.h.Findings = append(w.h.Findings, Finding{What: "main_arena", Addr: addrspace.Addr(chosen), How: how})
+	return chosen, nil
+}
+
+// validateArena checks that a looks like a malloc_state (§6.3).
+func (w *walker) validateArena(a uint64, main bool) error {
+	b, err := addrspace.ReadFull(w.s, addrspace.Addr(a), int(w.l.ArenaSize))
+	if err != nil {
+		return err
+	}
+	u := func(off uint64) uint64 { return binary.LittleEndian.Uint64(b[off:]) }
+	mutex := binary.LittleEndian.Uint32(b[0:])
+	flags := binary.LittleEndian.Uint32(b[4:])
+	if mutex > 1 && mutex != 2 {
+		return fmt.Errorf("mutex %#x", mutex)
+	}
+	if flags&^3 != 0 {
+		return fmt.Errorf("flags %#x", flags)
+	}
+	top := u(w.l.ArenaTop)
+	if top == 0 {
+		if main {
+			return nil // malloc never ran: the zero image
+		}
+		return fmt.Errorf("no top chunk")
+	}
+	if top&15 != 0 || !w.readable(top) {
+		return fmt.Errorf("top %#x is not a chunk", top)
+	}
+	if sm, mx := u(w.l.ArenaSystemMem), u(w.l.ArenaMaxSysMem); sm > mx || sm&0xfff != 0 {
+		return fmt.Errorf("system_mem %#x / max %#x", sm, mx)
+	}
+	if !w.readable(u(w.l.ArenaNext)) {
+		return fmt.Errorf("next %#x is not readable", u(w.l.ArenaNext))
+	}
+	for i := 1; i < 128; i++ {
+		hdr := w.l.BinHeader(a, i)
+		fd, bk := u(hdr+16-a), u(hdr+24-a)
+		if fd == hdr && bk == hdr {
+			continue
+		}
+		if fd&15 != 0 || bk&15 != 0 || !w.readable(fd) || !w.readable(bk) {
+			return fmt.Errorf("bin %d links %#x/%#x", i, fd, bk)
+		}
+	}
+	return nil
+}
+
+func (w *walker) findMp(lc *libc) {
+	for _, c := range mpCandidates(lc, &w.l) {
+		base, err := w.u64(c.addr + w.l.MpSbrkBase)
+		if err != nil {
+			continue
+		}
+		if base != 0 && !w.readable(base) {
+			continue
+		}
+		w.mp = c.addr
+		w.h.Findings = append(w.h.Findings, Finding{What: "mp_", Addr: addrspace.Addr(c.addr), How: []string{c.how}})
+		if n, err := w.u64(c.addr + w.l.MpNMmaps); err == nil {
+			w.h.NMmaps = int64(uint32(n))
+		}
+		return
+	}
+}
+
+// readArenas follows the next ring from main_arena.
+func (w *walker) readArenas(ma uint64) error {
+	a := ma
+	for n := 0; ; n++ {
+		if n > 4096 {
+			return fmt.Errorf("arena ring from main_arena %#x does not close", ma)
+		}
+		b, err := addrspace.ReadFull(w.s, addrspace.Addr(a), int(w.l.ArenaSize))
+		if err != nil {
+			return fmt.Errorf("read arena %#x: %w", a, err)
+		}
+		u := func(off uint64) uint64 { return binary.LittleEndian.Uint64(b[off:]) }
+		ar := Arena{Addr: addrspace.Addr(a), Main: a == ma,
+			Mutex: binary.LittleEndian.Uint32(b[0:]), Flags: binary.LittleEndian.Uint32(b[4:]),
+			Top: addrspace.Addr(u(w.l.ArenaTop)), SystemMem: u(w.l.ArenaSystemMem), MaxSystemMem: u(w.l.ArenaMaxSysMem)}
+		if w.l.ArenaAttached >= 0 {
+			ar.Attached = u(uint64(w.l.ArenaAttached))
+		}
+		if !ar.Main {
+			if err := w.validateArena(a, false); err != nil {
+				w.warnf("arena %#x on the ring is not valid (%v); skipping it", a, err)
+			} else if (a-w.l.HeapInfoSize)&(w.l.HeapMaxSize-1) != 0 {
+				w.warnf("arena %#x is not at the start of a heap; skipping it", a)
+			} else {
+				w.h.Arenas = append(w.h.Arenas, ar)
+			}
+		} else {
+			w.h.Arenas = append(w.h.Arenas, ar)
+		}
+		if ar.Mutex != 0 {
+			w.warnf("arena %#x was locked when frozen (a thread was inside malloc); its lists may be inconsistent", a)
+		}
+		a = u(w.l.ArenaNext)
+		if a == ma {
+			return nil
+		}
+		if a == 0 || !w.readable(a) {
+			return fmt.Errorf("arena ring broken at %#x", a)
+		}
+	}
+}
+
+// readTcaches finds each thread's tcache through libc's TLS GOT slot.
+func (w *walker) readTcaches(lc *libc) {
+	if w.l.TcacheBins == 0 {
+		return
+	}
+	slots, how := tcacheSlots(lc)
+	threads := w.s.Threads()
+	for _, slot := range slots {
+		tp, err := w.u64(slot)
+		if err != nil {
+			continue
+		}
+		var found []Tcache
+		bad := false
+		for _, t := range threads {
+			if t.Regs.FsBase == 0 {
+				continue
+			}
+			v, err := w.u64(t.Regs.FsBase + tp)
+			if err != nil {
+				bad = true
+				break
+			}
+			if v == 0 || (v >= uint64(lc.mod.Start) && v < uint64(lc.mod.End)) {
+				continue // no tcache yet (2.43+: the dummy inside libc)
+			}
+			sz, err := w.u64(v - 8)
+			if err != nil || sz&^7 != w.l.TcacheChunkSize || sz&2 != 0 {
+				bad = true
+				break
+			}
+			found = append(found, Tcache{TID: t.TID, Addr: addrspace.Addr(v)})
+		}
+		if bad || (len(found) == 0 && len(slots) > 1) {
+			continue
+		}
+		w.h.Tcaches = found
+		w.h.Findings = append(w.h.Findings, Finding{What: "tcache TLS slot", Addr: addrspace.Addr(slot), How: []string{how}})
+		for _, tc := range found {
+			w.readTcache(tc.Addr)
+		}
+		return
+	}
+	if len(slots) > 0 {
+		w.warnf("could not locate the threads' tcaches; chunks cached there will look allocated")
+	}
+}
+
+func (w *walker) readTcache(tc addrspace.Addr) {
+	b, err := addrspace.ReadFull(w.s, tc, int(w.l.TcacheEntries)+8*w.l.TcacheBins)
+	if err != nil {
+		w.warnf("read tcache %v: %v", tc, err)
+		return
+	}
+	for i := 0; i < w.l.TcacheBins; i++ {
+		e := binary.LittleEndian.Uint64(b[int(w.l.TcacheEntries)+8*i:])
+		for n := 0; e != 0; n++ {
+			if n > 65536 || e&15 != 0 {
+				w.warnf("tcache %v bin %d: bad entry %#x", tc, i, e)
+				break
+			}
+			w.free = append(w.free, freeEntry{e - 16, FreeTcache})
+			next, err := w.u64(e)
+			if err != nil {
+				w.warnf("tcache %v bin %d: %v", tc, i, err)
+				break
+			}
+			if w.l.SafeLinking {
+				next ^= e >> 12
+			}
+			e = next
+		}
+	}
+}
+
+// readBins records the chunks in an arena's fastbins and bins.
+func (w *walker) readBins(ar *Arena) {
+	a := uint64(ar.Addr)
+	for i := 0; i < w.l.NFastbins; i++ {
+		p, err := w.u64(a + uint64(w.l.ArenaFastbins) + 8*uint64(i))
+		for n := 0; err == nil && p != 0; n++ {
+			if n > w.limit || p&15 != 0 {
+				w.warnf("arena %v fastbin %d: bad link %#x", ar.Addr, i, p)
+				break
+			}
+			w.free = append(w.free, freeEntry{p, FreeFastbin})
+			var next uint64
+			next, err = w.u64(p + 16)
+			if w.l.SafeLinking {
+				next ^= (p + 16) >> 12
+			}
+			p = next
+		}
+		if err != nil {
+			w.warnf("arena %v fastbin %d: %v", ar.Addr, i, err)
+		}
+	}
+	for i := 1; i < 128; i++ {
+		hdr := w.l.BinHeader(a, i)
+		st := FreeLarge
+		switch {
+		case i == 1:
+			st = FreeUnsorted
+		case i < 64:
+			st = FreeSmall
+		}
+		p, err := w.u64(hdr + 16)
+		for n := 0; err == nil && p != hdr; n++ {
+			if n > w.limit || p&15 != 0 || p == 0 {
+				w.warnf("arena %v bin %d: bad link %#x", ar.Addr, i, p)
+				break
+			}
+			w.free = append(w.free, freeEntry{p, st})
+			p, err = w.u64(p + 16)
+		}
+		if err != nil {
+			w.warnf("arena %v bin %d: %v", ar.Addr, i, err)
+		}
+	}
+}
+
+// walkArena lists the chunks of every heap of an arena.
+func (w *walker) walkArena(ar *Arena) {
+	if ar.Top == 0 {
+		return
+	}
+	topHdr, err := w.u64(uint64(ar.Top) + 8)
+	if err != nil {
+		w.warnf("arena %v: top %v: %v", ar.Addr, ar.Top, err)
+		return
+	}
+	ar.TopSize = topHdr &^ 7
+	if ar.Main {
+		start, ok := w.mainStart(ar)
+		if !ok {
+			return
+		}
+		end := ar.Top + addrspace.Addr(ar.TopSize)
+		ar.Heaps = append(ar.Heaps, Segment{start, end})
+		w.walkSegment(ar, start, end)
+		return
+	}
+	hp := uint64(ar.Top) &^ (w.l.HeapMaxSize - 1)
+	for n := 0; hp != 0; n++ {
+		if n > 1<<16 {
+			w.warnf("arena %v: heap list does not end", ar.Addr)
+			return
+		}
+		info, err := addrspace.ReadFull(w.s, addrspace.Addr(hp), 0x20)
+		if err != nil {
+			w.warnf("arena %v: heap %#x: %v", ar.Addr, hp, err)
+			return
+		}
+		arPtr := binary.LittleEndian.Uint64(info[0:])
+		prev := binary.LittleEndian.Uint64(info[8:])
+		size := binary.LittleEndian.Uint64(info[16:])
+		if arPtr != uint64(ar.Addr) || size > w.l.HeapMaxSize || prev&(w.l.HeapMaxSize-1) != 0 {
+			w.warnf("arena %v: heap %#x has a bad heap_info (ar_ptr %#x, size %#x, prev %#x)", ar.Addr, hp, arPtr, size, prev)
+			return
+		}
+		start := addrspace.Addr(hp + w.l.HeapInfoSize)
+		if uint64(ar.Addr) == hp+w.l.HeapInfoSize {
+			start = addrspace.Addr(hp + w.l.ArenaInHeapFirst)
+		}
+		end := addrspace.Addr(hp + size)
+		ar.Heaps = append(ar.Heaps, Segment{addrspace.Addr(hp), end})
+		w.walkSegment(ar, start, end)
+		hp = prev
+	}
+}
+
+// mainStart returns the first chunk of the main arena: mp_.sbrk_base, or
+// derived from top and system_mem when mp_ is unknown.
+func (w *walker) mainStart(ar *Arena) (addrspace.Addr, bool) {
+	var base uint64
+	if w.mp != 0 {
+		base, _ = w.u64(w.mp + w.l.MpSbrkBase)
+	}
+	if base == 0 && ar.Flags&2 == 0 {
+		base = uint64(ar.Top) + ar.TopSize - ar.SystemMem
+	}
+	if base == 0 {
+		for _, m := range w.maps {
+			if m.Path == "[heap]" {
+				base = uint64(m.Start)
+			}
+		}
+	}
+	if base == 0 || !w.readable(base) {
+		w.warnf("main arena: cannot find where [heap] chunks start")
+		return 0, false
+	}
+	if ar.Flags&2 != 0 {
+		w.warnf("main arena is non-contiguous; chunks outside [sbrk_base, top] are not walked")
+	}
+	return addrspace.Addr(base).AlignUp(16), true
+}
+
+// walkSegment walks chunk headers from start until top or the end.
+func (w *walker) walkSegment(ar *Arena, start, end addrspace.Addr) {
+	win := newWindow(w.s, start, end)
+	c := start
+	prev := -1 // index of the previous chunk, whose state waits for our P bit
+	for c+16 <= end {
+		hdr, err := win.u64(c + 8)
+		if err != nil {
+			w.warnf("arena %v: chunk %v: %v", ar.Addr, c, err)
+			return
+		}
+		if prev >= 0 && hdr&1 == 0 && w.h.Chunks.state[prev] == InUse {
+			w.h.Chunks.state[prev] = FreeOther
+		}
+		size := hdr &^ 7
+		if c == ar.Top {
+			w.h.Chunks.add(uint64(c), size, Top, false)
+			return
+		}
+		if size == 0 {
+			return // the last fencepost of an old heap
+		}
+		if size&15 != 0 || c+addrspace.Addr(size) > end || size < 16 {
+			w.warnf("arena %v: corrupt chunk header at %v (size field %#x); the rest of this heap is not walked", ar.Addr, c, hdr)
+			return
+		}
+		st := InUse
+		if size == 16 {
+			st = Fencepost
+		}
+		w.h.Chunks.add(uint64(c), size, st, false)
+		prev = w.h.Chunks.Len() - 1
+		if st == Fencepost {
+			prev = -1
+		}
+		c += addrspace.Addr(size)
+	}
+	if c != end {
+		w.warnf("arena %v: walk of %v-%v ended at %v", ar.Addr, start, end, c)
+	}
+}
+
+// findMmapped scans anonymous private mappings for mmapped chunks (§5.1).
+func (w *walker) findMmapped() {
+	stacks := map[addrspace.Addr]bool{}
+	for _, t := range w.s.Threads() {
+		if m := addrspace.Find(w.maps, addrspace.Addr(t.Regs.Rsp)); m != nil {
+			stacks[m.Start] = true
+		}
+	}
+	var heaps []Segment
+	for _, ar := range w.h.Arenas {
+		for _, s := range ar.Heaps {
+			if !ar.Main {
+				s.End = s.Start + addrspace.Addr(w.l.HeapMaxSize)
+			}
+			heaps = append(heaps, s)
+		}
+	}
+	found := 0
+	for _, m := range w.maps {
+		if m.Path != "" || m.Perm&(addrspace.Read|addrspace.Write) != addrspace.Read|addrspace.Write ||
+			m.Perm&addrspace.Shared != 0 || m.Missing || stacks[m.Start] {
+			continue
+		}
+		inHeap := false
+		for _, s := range heaps {
+			if m.Start < s.End && m.End > s.Start {
+				inHeap = true
+			}
+		}
+		if inHeap {
+			continue
+		}
+		found += w.scanMapping(m)
+	}
+	if w.h.NMmaps >= 0 && int64(found) != w.h.NMmaps {
+		w.warnf("found %d mmapped chunks, but glibc counts %d", found, w.h.NMmaps)
+	}
+}
+
+func (w *walker) scanMapping(m addrspace.Mapping) int {
+	found := 0
+	var hdr [16]byte
+	for p := m.Start; p+16 <= m.End; {
+		if _, err := w.s.ReadAt(hdr[:], p); err != nil {
+			p += 4096
+			continue
+		}
+		prev := binary.LittleEndian.Uint64(hdr[0:])
+		size := binary.LittleEndian.Uint64(hdr[8:])
+		s := size &^ 7
+		span := prev + s // the mapping length
+		if w.l.MmapUsableMinus8 {
+			span = (prev &^ 1) + s + 16
+		}
+		if size&7 != 2 || s == 0 || prev != 0 || span%4096 != 0 || p+addrspace.Addr(span) > m.End {
+			p += 4096
+			continue
+		}
+		c, cs := uint64(p), s
+		if rc, rs, ok := w.memalignHeader(uint64(p), s); ok {
+			c, cs = rc, rs
+		}
+		w.h.Chunks.add(c, cs, InUse, true)
+		found++
+		p += addrspace.Addr(span)
+	}
+	return found
+}
+
+// memalignHeader finds the real header of an aligned mmapped chunk whose
+// stale original header sits at the mapping start p (§5.1).
+func (w *walker) memalignHeader(p, s uint64) (uint64, uint64, bool) {
+	var hdr [16]byte
+	for align := uint64(32); align < s; align <<= 1 {
+		k := ((p + 16 + align - 1) &^ (align - 1)) - 16 - p
+		if k < 32 {
+			k += align
+		}
+		if k >= s {
+			break
+		}
+		if _, err := w.s.ReadAt(hdr[:], addrspace.Addr(p+k)); err != nil {
+			continue
+		}
+		prev := binary.LittleEndian.Uint64(hdr[0:]) &^ 1
+		size := binary.LittleEndian.Uint64(hdr[8:])
+		if prev == k && size == (s-k)|2 {
+			return p + k, s - k, true
+		}
+	}
+	return 0, 0, false
+}
+
+// finish sorts the chunks and applies the free lists and tcache structs.
+func (w *walker) finish() {
+	c := &w.h.Chunks
+	c.sort()
+	bad := 0
+	for _, f := range w.free {
+		i := c.Index(addrspace.Addr(f.chunk))
+		if i < 0 {
+			bad++
+			continue
+		}
+		switch c.state[i] {
+		case InUse, FreeOther:
+			c.state[i] = f.state
+		}
+	}
+	if bad > 0 {
+		w.warnf("%d free-list entries point outside the walked chunks", bad)
+	}
+	for _, tc := range w.h.Tcaches {
+		if i := c.Index(tc.Addr - 16); i >= 0 {
+			c.state[i] = TcacheStruct
+		}
+	}
+}

@@ -1,0 +1,281 @@
+// Package report groups leaked chunks by a content fingerprint that is
+// stable across runs and address-space layout randomization, and writes
+// the leak report as text for people and JSON for machines.
+package report
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"strings"
+
+	"github.com/heapsift/heapsift/addrspace"
+	"github.com/heapsift/heapsift/heapwalk"
+	"github.com/heapsift/heapsift/scan"
+)
+
+// Count is a number of chunks and their usable bytes.
+type Count struct {
+	Chunks uint64 `json:"chunks"`
+	Bytes  uint64 `json:"bytes"`
+}
+
+func (c *Count) add(b uint64) { c.Chunks++; c.Bytes += b }
+
+// Summary totals the verdicts.
+type Summary struct {
+	InUse     Count `json:"in_use"`
+	Definite  Count `json:"definite"`
+	Indirect  Count `json:"indirect"`
+	Possible  Count `json:"possible"`
+	Reachable Count `json:"reachable"`
+}
+
+// Target describes what was analyzed.
+type Target struct {
+	PID        int      `json:"pid,omitempty"`
+	Core       string   `json:"core,omitempty"`
+	Executable string   `json:"executable,omitempty"`
+	Args       []string `json:"args,omitempty"`
+	Glibc      string   `json:"glibc"`
+}
+
+// A Group is a set of leaked chunks with the same kind and fingerprint.
+type Group struct {
+	Fingerprint string   `json:"fingerprint"`
+	Kind        string   `json:"kind"`
+	Size        uint64   `json:"size"`
+	Count       int      `json:"count"`
+	Bytes       uint64   `json:"bytes"`
+	Type        string   `json:"type,omitempty"`
+	Strings     []string `json:"strings"`
+	Addresses   []string `json:"addresses"`
+	Example     []byte   `json:"-"`
+	Hexdump     []string `json:"hexdump"`
+	ExampleAddr string   `json:"example"`
+}
+
+// Report is a complete leak report.
+type Report struct {
+	Version  int                `json:"version"`
+	Target   Target             `json:"target"`
+	Summary  Summary            `json:"summary"`
+	Groups   []Group            `json:"groups"`
+	Findings []heapwalk.Finding `json:"findings"`
+	Warnings []string           `json:"warnings"`
+	Stats    Stats              `json:"stats"`
+}
+
+// Stats are facts about the analysis itself.
+type Stats struct {
+	Arenas       int    `json:"arenas"`
+	Threads      int    `json:"threads"`
+	Chunks       int    `json:"chunks"`
+	ScannedBytes uint64 `json:"scanned_bytes"`
+	Heuristic    int    `json:"reachable_by_heuristic"`
+}
+
+// Options tune the report.
+type Options struct {
+	// Demangle turns a vtable symbol (_ZTV...) into a type name.
+	Demangle func(sym string) (string, bool)
+	// MaxStrings is how many example strings a group keeps (default 3).
+	MaxStrings int
+}
+
+// fingerprintBytes is how much of a chunk's start shapes its fingerprint.
+const fingerprintBytes = 64
+
+// Build groups the leaked chunks of a scan.
+func Build(s addrspace.Space, h *heapwalk.Heap, res *scan.Result, opt Options) *Report {
+	if opt.MaxStrings == 0 {
+		opt.MaxStrings = 3
+	}
+	info := s.Info()
+	rep := &Report{Version: 1,
+		Target:   Target{PID: info.PID, Core: info.Core, Executable: info.Executable, Args: info.Args, Glibc: h.Glibc},
+		Findings: h.Findings, Groups: []Group{}}
+	rep.Warnings = append(append(append([]string{}, s.Warnings()...), h.Warnings...), res.Warnings...)
+	c := &h.Chunks
+	rep.Stats = Stats{Arenas: len(h.Arenas), Threads: len(s.Threads()), Chunks: c.Len(),
+		ScannedBytes: res.ScannedBytes, Heuristic: res.Heuristic}
+	var lo, hi uint64
+	if c.Len() > 0 {
+		lo, hi = uint64(c.Addr(0)), uint64(c.Addr(c.Len()-1))+c.Size(c.Len()-1)
+	}
+	inHeap := func(v uint64) bool { return c.Containing(addrspace.Addr(v)) >= 0 }
+	sp := newSpace(s, inHeap, lo, hi, opt.Demangle)
+
+	type key struct {
+		kind scan.Verdict
+		fp   uint64
+	}
+	groups := map[key]*Group{}
+	var order []key
+	for i, v := range res.Verdicts {
+		if v == scan.NotUser {
+			continue
+		}
+		usable := h.Usable(i)
+		rep.Summary.InUse.add(usable)
+		switch v {
+		case scan.Reachable:
+			rep.Summary.Reachable.add(usable)
+			continue
+		case scan.Possible:
+			rep.Summary.Possible.add(usable)
+		case scan.Definite:
+			rep.Summary.Definite.add(usable)
+		case scan.Indirect:
+			rep.Summary.Indirect.add(usable)
+		}
+		head := make([]byte, min(usable, 256))
+		if _, err := s.ReadAt(head, c.User(i)); err != nil {
+			head = nil
+		}
+		fp, typ := fingerprint(sp, usable, head)
+		k := key{v, fp}
+		g := groups[k]
+		if g == nil {
+			g = &Group{Fingerprint: fmt.Sprintf("%016x", fp), Kind: v.String(), Size: usable, Type: typ,
+				Strings: []string{}, Example: head[:min(len(head), 64)], ExampleAddr: c.User(i).String()}
+			groups[k] = g
+			order = append(order, k)
+		}
+		g.Count++
+		g.Bytes += usable
+		g.Addresses = append(g.Addresses, c.User(i).String())
+		if len(g.Strings) < opt.MaxStrings {
+			if str := leadingString(head); str != "" && !contains(g.Strings, str) {
+				g.Strings = append(g.Strings, str)
+			}
+		}
+	}
+	for _, k := range order {
+		g := groups[k]
+		g.Hexdump = hexdump(g.Example, g.ExampleAddr)
+		rep.Groups = append(rep.Groups, *g)
+	}
+	sort.SliceStable(rep.Groups, func(i, j int) bool {
+		a, b := &rep.Groups[i], &rep.Groups[j]
+		if a.Bytes != b.Bytes {
+			return a.Bytes > b.Bytes
+		}
+		if a.Kind != b.Kind {
+			return kindRank(a.Kind) < kindRank(b.Kind)
+		}
+		return a.Fingerprint < b.Fingerprint
+	})
+	for mod, why := range sp.noTypes {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("no symbols for %s (%s): C++ type names from its vtables are missing", mod, why))
+	}
+	return rep
+}
+
+func kindRank(k string) int {
+	switch k {
+	case "definite":
+		return 0
+	case "indirect":
+		return 1
+	}
+	return 2
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// fingerprint hashes what stays the same for the same kind of object
+// across runs: the usable size, the C++ type, the shape of the first
+// words (each pointer replaced by what it points at: heap, a module's
+// symbol, a stack), and the leading string with digit runs masked.
+func fingerprint(sp *space, usable uint64, head []byte) (uint64, string) {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "size=%d;", usable)
+	typ := ""
+	if len(head) >= 8 {
+		typ = sp.typeOf(binary.LittleEndian.Uint64(head))
+	}
+	fmt.Fprintf(h, "type=%s;", typ)
+	for off := 0; off+8 <= len(head) && off < fingerprintBytes; off += 8 {
+		w := binary.LittleEndian.Uint64(head[off:])
+		cl := sp.classify(w)
+		h.Write([]byte{byte(cl)})
+		if cl == wModule {
+			mod, sym, symOff := sp.symbol(w)
+			if sym != "" {
+				fmt.Fprintf(h, "(%s:%s+%d)", mod, sym, symOff)
+			} else {
+				fmt.Fprintf(h, "(%s+%d)", mod, symOff)
+			}
+		}
+	}
+	fmt.Fprintf(h, ";str=%s", maskDigits(leadingString(head)))
+	return h.Sum64(), typ
+}
+
+// leadingString returns the printable string at the start of b, if it is
+// at least 4 characters long (capped at 80).
+func leadingString(b []byte) string {
+	n := 0
+	for n < len(b) && n < 80 && (b[n] >= 0x20 && b[n] < 0x7f || b[n] == '\t') {
+		n++
+	}
+	if n < 4 {
+		return ""
+	}
+	return string(b[:n])
+}
+
+// maskDigits collapses every run of digits to '#', so that "req-17" and
+// "req-1024" share a fingerprint.
+func maskDigits(s string) string {
+	var b strings.Builder
+	prevDigit := false
+	for _, r := range s {
+		d := r >= '0' && r <= '9'
+		if d && prevDigit {
+			continue
+		}
+		if d {
+			b.WriteByte('#')
+		} else {
+			b.WriteRune(r)
+		}
+		prevDigit = d
+	}
+	return b.String()
+}
+
+// hexdump formats b like `hexdump -C`, 16 bytes a line.
+func hexdump(b []byte, _ string) []string {
+	var out []string
+	for off := 0; off < len(b); off += 16 {
+		line := b[off:min(off+16, len(b))]
+		var hx, asc strings.Builder
+		for i := 0; i < 16; i++ {
+			if i == 8 {
+				hx.WriteByte(' ')
+			}
+			if i < len(line) {
+				fmt.Fprintf(&hx, "%02x ", line[i])
+				c := line[i]
+				if c < 0x20 || c >= 0x7f {
+					c = '.'
+				}
+				asc.WriteByte(c)
+			} else {
+				hx.WriteString("   ")
+			}
+		}
+		out = append(out, fmt.Sprintf("%04x  %s |%s|", off, hx.String(), asc.String()))
+	}
+	return out
+}

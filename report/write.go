@@ -1,0 +1,114 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// WriteJSON writes the report as one JSON document.
+func WriteJSON(w io.Writer, r *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", " ")
+	return enc.Encode(r)
+}
+
+// TextOptions tune the text report.
+type TextOptions struct {
+	MaxGroups    int // groups shown in full (0: all)
+	MaxAddresses int // addresses listed per group (default 4)
+	Verbose      bool
+}
+
+// WriteText writes the report for people.
+func WriteText(w io.Writer, r *Report, opt TextOptions) error {
+	if opt.MaxAddresses == 0 {
+		opt.MaxAddresses = 4
+	}
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	t := r.Target
+	what := fmt.Sprintf("pid %d", t.PID)
+	if t.Core != "" {
+		what = "core " + t.Core
+	}
+	if t.Executable != "" {
+		what += " (" + t.Executable + ")"
+	}
+	p("heapsift: %s, glibc %s, %d arena(s), %d thread(s), %s in %s chunks in use\n",
+		what, t.Glibc, r.Stats.Arenas, r.Stats.Threads, bytesStr(r.Summary.InUse.Bytes), num(r.Summary.InUse.Chunks))
+	if opt.Verbose {
+		for _, f := range r.Findings {
+			p("  found %s at %v: %s\n", f.What, f.Addr, strings.Join(f.How, "; "))
+		}
+	}
+	for _, wmsg := range r.Warnings {
+		p("warning: %s\n", wmsg)
+	}
+	p("\n")
+	shown := 0
+	for _, g := range r.Groups {
+		if opt.MaxGroups > 0 && shown >= opt.MaxGroups {
+			p("... %d more group(s); use --json or --all for every one\n\n", len(r.Groups)-shown)
+			break
+		}
+		shown++
+		label := map[string]string{"definite": "definitely lost", "indirect": "indirectly lost", "possible": "possibly lost"}[g.Kind]
+		p("%s: %s in %s block(s) of %d bytes", label, bytesStr(g.Bytes), num(uint64(g.Count)), g.Size)
+		if g.Type != "" {
+			p(", type %s", g.Type)
+		}
+		p("  [%s]\n", g.Fingerprint)
+		if len(g.Strings) > 0 {
+			qs := make([]string, len(g.Strings))
+			for i, s := range g.Strings {
+				qs[i] = strconv.Quote(s)
+			}
+			p("    strings: %s\n", strings.Join(qs, ", "))
+		}
+		addrs := g.Addresses
+		more := ""
+		if len(addrs) > opt.MaxAddresses {
+			more = fmt.Sprintf(", ... (%d more)", len(addrs)-opt.MaxAddresses)
+			addrs = addrs[:opt.MaxAddresses]
+		}
+		p("    at %s%s\n", strings.Join(addrs, ", "), more)
+		for _, l := range g.Hexdump {
+			p("    %s\n", l)
+		}
+		p("\n")
+	}
+	s := r.Summary
+	p("LEAK SUMMARY:\n")
+	p("   definitely lost: %s bytes in %s blocks\n", num(s.Definite.Bytes), num(s.Definite.Chunks))
+	p("   indirectly lost: %s bytes in %s blocks\n", num(s.Indirect.Bytes), num(s.Indirect.Chunks))
+	p("     possibly lost: %s bytes in %s blocks\n", num(s.Possible.Bytes), num(s.Possible.Chunks))
+	p("   still reachable: %s bytes in %s blocks\n", num(s.Reachable.Bytes), num(s.Reachable.Chunks))
+	return nil
+}
+
+// num formats n with thousands separators, as valgrind does.
+func num(n uint64) string {
+	s := strconv.FormatUint(n, 10)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func bytesStr(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}

@@ -1,0 +1,235 @@
+package scan
+
+import (
+	"encoding/binary"
+
+	"github.com/heapsift/heapsift/addrspace"
+	"github.com/heapsift/heapsift/heapwalk"
+)
+
+// Verdict is what the scan concluded about one chunk.
+type Verdict uint8
+
+// Verdicts. NotUser marks chunks that are not allocations (free chunks,
+// top, fenceposts, tcache structs).
+const (
+	Unreached Verdict = iota // in use, not (yet) reached
+	Possible                 // reached only through interior pointers
+	Reachable
+	Definite // leaked, nothing outside its own cycle points to it
+	Indirect // leaked, pointed to by other leaked chunks
+	NotUser
+)
+
+var verdictNames = [...]string{"unreached", "possible", "reachable", "definite", "indirect", "not a user chunk"}
+
+// String names v.
+func (v Verdict) String() string { return verdictNames[v] }
+
+// Options tune the scan.
+type Options struct {
+	// NoHeuristics turns off the interior-pointer rules that recognize
+	// new[] arrays, secondary C++ bases and glibc's DTV as reachable.
+	NoHeuristics bool
+}
+
+// Result holds a verdict per chunk (indexed like heap.Chunks).
+type Result struct {
+	Verdicts []Verdict
+	Roots    []Root
+	// ScannedBytes counts every byte scanned for pointers.
+	ScannedBytes uint64
+	// Heuristic counts chunks reached by an interior-pointer rule.
+	Heuristic int
+	Warnings  []string
+}
+
+type marker struct {
+	s          addrspace.Space
+	h          *heapwalk.Heap
+	c          *heapwalk.Chunks
+	v          []Verdict
+	work       []int32
+	lo, hi     uint64 // bounds of all chunks, a cheap pre-filter
+	opt        Options
+	buf        []byte
+	res        *Result
+	dataRanges []addrspace.Mapping // read-only module data, where vtables live
+}
+
+// Run scans s for references into the chunks of h and classifies every
+// in-use chunk.
+func Run(s addrspace.Space, h *heapwalk.Heap, opt Options) *Result {
+	c := &h.Chunks
+	m := &marker{s: s, h: h, c: c, v: make([]Verdict, c.Len()), opt: opt, res: &Result{}}
+	for i := 0; i < c.Len(); i++ {
+		if c.State(i) != heapwalk.InUse {
+			m.v[i] = NotUser
+		}
+	}
+	if c.Len() > 0 {
+		m.lo = uint64(c.Addr(0))
+		m.hi = uint64(c.Addr(c.Len()-1)) + c.Size(c.Len()-1)
+	}
+	for _, mp := range s.Mappings() {
+		if mp.File() && mp.Perm&addrspace.Write == 0 {
+			m.dataRanges = append(m.dataRanges, mp)
+		}
+	}
+	m.res.Roots = Roots(s, h)
+	m.markRoots()
+	m.classifyLeaks()
+	m.res.Verdicts = m.v
+	return m.res
+}
+
+func (m *marker) markRoots() {
+	for _, t := range m.s.Threads() {
+		for _, w := range t.Regs.Words() {
+			m.consider(w, true, false)
+		}
+		for _, w := range t.VectorWords() {
+			m.consider(w, true, false)
+		}
+		if !m.opt.NoHeuristics && t.Regs.FsBase != 0 {
+			// glibc's TCB holds the thread's DTV as dtv+1, 16 bytes into
+			// its calloc'd chunk.
+			if dtv, err := addrspace.ReadUint64(m.s, addrspace.Addr(t.Regs.FsBase+8)); err == nil && dtv >= 16 {
+				if i := m.userChunk(dtv - 16); i >= 0 && dtv == uint64(m.c.User(i))+16 {
+					m.push(i, true, true)
+				}
+			}
+		}
+	}
+	m.drain()
+	for _, r := range m.res.Roots {
+		m.scanRange(r.Start, r.End, true, r.InteriorOK)
+		m.drain()
+	}
+}
+
+// scanRange scans [start, end) for pointers, in large reads.
+func (m *marker) scanRange(start, end addrspace.Addr, definite, interiorOK bool) {
+	start = start.AlignUp(8)
+	for a := start; a < end; {
+		n := min(uint64(end-a), 1<<20) &^ 7
+		if n == 0 {
+			break
+		}
+		if cap(m.buf) < int(n) {
+			m.buf = make([]byte, n)
+		}
+		b := m.buf[:n]
+		if _, err := m.s.ReadAt(b, a); err != nil {
+			// Scan what can be read, page by page.
+			for p := a; p < a+addrspace.Addr(n); p += 4096 {
+				pe := min(p.AlignDown(4096)+4096, a+addrspace.Addr(n))
+				pb := b[:pe-p]
+				if _, err := m.s.ReadAt(pb, p); err == nil {
+					m.scanWords(pb, definite, interiorOK)
+				}
+			}
+		} else {
+			m.scanWords(b, definite, interiorOK)
+		}
+		a += addrspace.Addr(n)
+	}
+}
+
+func (m *marker) scanWords(b []byte, definite, interiorOK bool) {
+	m.res.ScannedBytes += uint64(len(b))
+	lo, hi := m.lo, m.hi
+	for i := 0; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		if w >= lo && w < hi {
+			m.consider(w, definite, interiorOK)
+		}
+	}
+}
+
+// userChunk returns the in-use chunk whose user area holds a, or -1.
+func (m *marker) userChunk(a uint64) int {
+	if a < m.lo || a >= m.hi {
+		return -1
+	}
+	i := m.c.Containing(addrspace.Addr(a))
+	if i < 0 || m.v[i] == NotUser {
+		return -1
+	}
+	u := uint64(m.c.User(i))
+	if a < u || a >= u+m.h.Usable(i) {
+		return -1
+	}
+	return i
+}
+
+// consider handles one word found in memory reached with the given
+// certainty.
+func (m *marker) consider(w uint64, definite, interiorOK bool) {
+	i := m.userChunk(w)
+	if i < 0 {
+		return
+	}
+	start := w == uint64(m.c.User(i)) || interiorOK
+	if !start && !m.opt.NoHeuristics && m.v[i] != Reachable && m.heuristic(i, w) {
+		start = true
+		m.res.Heuristic++
+	}
+	m.push(i, start, definite)
+}
+
+// push upgrades chunk i like valgrind: a start pointer from definitely
+// reachable memory makes it reachable; anything else makes it possible.
+func (m *marker) push(i int, start, definite bool) {
+	switch {
+	case m.v[i] == Reachable:
+	case start && definite:
+		m.v[i] = Reachable
+		m.work = append(m.work, int32(i))
+	case m.v[i] == Unreached:
+		m.v[i] = Possible
+		m.work = append(m.work, int32(i))
+	}
+}
+
+func (m *marker) drain() {
+	for len(m.work) > 0 {
+		i := int(m.work[len(m.work)-1])
+		m.work = m.work[:len(m.work)-1]
+		u := m.c.User(i)
+		m.scanRange(u, u+addrspace.Addr(m.h.Usable(i)), m.v[i] == Reachable, false)
+	}
+}
+
+// heuristic reports whether interior pointer w into chunk i is one that
+// C++ or glibc makes on purpose:
+//   - new T[n] returns user+8, after the element count (the array cookie);
+//   - a pointer to a secondary base of an object with virtual methods
+//     points at a vtable pointer, and so does the object's first word.
+func (m *marker) heuristic(i int, w uint64) bool {
+	u := uint64(m.c.User(i))
+	usable := m.h.Usable(i)
+	first, err := addrspace.ReadUint64(m.s, addrspace.Addr(u))
+	if err != nil {
+		return false
+	}
+	if w == u+8 && first > 0 && first <= (usable-8) && first < 1<<32 {
+		return true
+	}
+	if w%8 == 0 && m.isVptr(first) {
+		if at, err := addrspace.ReadUint64(m.s, addrspace.Addr(w)); err == nil && m.isVptr(at) {
+			return true
+		}
+	}
+	return false
+}
+
+// isVptr reports whether v points into read-only data of a module, where
+// vtables live.
+func (m *marker) isVptr(v uint64) bool {
+	if v&7 != 0 {
+		return false
+	}
+	mp := addrspace.Find(m.dataRanges, addrspace.Addr(v))
+	return mp != nil && mp.Perm&addrspace.Exec == 0
+}
