@@ -217,7 +217,8 @@ func fingerprint(sp *space, usable uint64, head []byte) (uint64, string) {
 			}
 		}
 	}
-	fmt.Fprintf(h, ";str=%s", maskDigits(leadingString(head)))
+	str := maskDigits(leadingString(head))
+	fmt.Fprintf(h, ";str=%s", str[:min(len(str), 24)])
 	return h.Sum64(), typ
 }
 

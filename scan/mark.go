@@ -152,12 +152,19 @@ func (m *marker) userChunk(a uint64) int {
 	if a < m.lo || a >= m.hi {
 		return -1
 	}
-	i := m.c.Containing(addrspace.Addr(a))
+	// A user area [c+16, c+size+8) ends inside the next chunk's prev_size
+	// field, so look up a-8: it lies in [c+8, c+size+8).
+	i := m.c.Containing(addrspace.Addr(a - 8))
 	if i < 0 || m.v[i] == NotUser {
 		return -1
 	}
 	u := uint64(m.c.User(i))
 	if a < u || a >= u+m.h.Usable(i) {
+		return -1
+	}
+	// The next chunk's header address is what glibc itself holds (top,
+	// bins, registers inside malloc); it is not a pointer into chunk i.
+	if a == uint64(m.c.Addr(i))+m.c.Size(i) {
 		return -1
 	}
 	return i

@@ -99,6 +99,11 @@ func heapRanges(h *heapwalk.Heap) []heapwalk.Segment {
 			out = append(out, s)
 		}
 	}
+	for _, ar := range h.Arenas {
+		if ar.Main { // thread arenas live inside their heaps
+			out = append(out, heapwalk.Segment{Start: ar.Addr, End: ar.Addr + addrspace.Addr(h.Layout.ArenaSize)})
+		}
+	}
 	c := &h.Chunks
 	for i := 0; i < c.Len(); i++ {
 		if c.Mmapped(i) {
