@@ -22,10 +22,10 @@ type RootKind uint8
 
 // Kinds of roots.
 const (
-	RootStack  RootKind = iota // live part of a thread's stack (and its TLS above it)
-	RootData                   // writable data of a loaded module
-	RootAnon                   // other anonymous or writable memory
-	RootRegs                   // a thread's registers
+	RootStack RootKind = iota // live part of a thread's stack (and its TLS above it)
+	RootData                  // writable data of a loaded module
+	RootAnon                  // other anonymous or writable memory
+	RootRegs                  // a thread's registers
 )
 
 var rootNames = [...]string{"stack", "module data", "anonymous memory", "registers"}
