@@ -364,6 +364,9 @@ func (c *Core) ReadAt(p []byte, a addrspace.Addr) (int, error) {
 		if err != nil {
 			return n, err
 		}
+		if k == 0 {
+			return n, fmt.Errorf("read %v: %w", cur, addrspace.ErrUnreadable)
+		}
 	}
 	return n, nil
 }
@@ -374,8 +377,8 @@ func (c *Core) readSome(p []byte, a addrspace.Addr) (int, error) {
 		s := c.segs[i]
 		rel := uint64(a - s.start)
 		if rel < s.filesz {
-			n := copy(p, c.data[s.off+rel:s.off+s.filesz])
-			return min(n, int(uint64(s.end-a))), nil
+			n := copy(p[:clamp(len(p), uint64(s.end-a))], c.data[s.off+rel:s.off+s.filesz])
+			return n, nil
 		}
 	}
 	m := addrspace.Find(c.maps, a)
@@ -384,11 +387,11 @@ func (c *Core) readSome(p []byte, a addrspace.Addr) (int, error) {
 	}
 	if m.File() {
 		if f := c.backing(m.Path); f != nil {
-			want := min(len(p), int(m.End-a))
+			want := clamp(len(p), uint64(m.End-a))
 			if i < len(c.segs) && c.segs[i].start <= a {
-				want = min(want, int(c.segs[i].end-a))
+				want = clamp(want, uint64(c.segs[i].end-a))
 			} else if i < len(c.segs) && c.segs[i].start < a+addrspace.Addr(want) {
-				want = int(c.segs[i].start - a)
+				want = clamp(want, uint64(c.segs[i].start-a))
 			}
 			k, err := f.ReadAt(p[:want], int64(m.Offset+uint64(a-m.Start)))
 			if k > 0 {
@@ -500,4 +503,12 @@ func (c *Core) OpenFile(path string) (*os.File, error) {
 		tried = append(tried, path)
 	}
 	return nil, fmt.Errorf("no file at %s", strings.Join(tried, ", "))
+}
+
+// clamp returns min(n, limit) without overflowing int.
+func clamp(n int, limit uint64) int {
+	if limit < uint64(n) {
+		return int(limit)
+	}
+	return n
 }

@@ -108,6 +108,9 @@ func (f *File) BuildID() []byte {
 		if p.Type != elf.PT_NOTE {
 			continue
 		}
+		if p.Filesz > maxNotes {
+			continue
+		}
 		data := make([]byte, p.Filesz)
 		if _, err := p.ReadAt(data, 0); err != nil {
 			continue
@@ -148,6 +151,9 @@ func align4(n uint64) uint64 { return (n + 3) &^ 3 }
 // ReadVaddr reads n bytes of file contents at link-time address v. Bytes
 // beyond a segment's file size (bss) read as zero.
 func (f *File) ReadVaddr(v uint64, n int) ([]byte, error) {
+	if n < 0 || n > maxSegment {
+		return nil, fmt.Errorf("read of %d bytes refused", n)
+	}
 	for _, p := range f.loads {
 		if v >= p.Vaddr && v+uint64(n) <= p.Vaddr+p.Memsz {
 			out := make([]byte, n)
@@ -378,7 +384,7 @@ func (f *File) Banner() (major, minor int, text string, ok bool) {
 	data, _ := f.SectionData(".rodata")
 	if data == nil {
 		for _, p := range f.loads {
-			if p.Flags&elf.PF_W == 0 && p.Flags&elf.PF_X == 0 && p.Filesz < 64<<20 {
+			if p.Flags&elf.PF_W == 0 && p.Flags&elf.PF_X == 0 && p.Filesz < maxSegment {
 				b := make([]byte, p.Filesz)
 				if err := f.readFileAt(b, p.Off); err == nil {
 					data = append(data, b...)
@@ -410,6 +416,12 @@ func ParseBanner(data []byte) (major, minor int, text string, ok bool) {
 		off = i + len(key)
 	}
 }
+
+// Limits on what a (possibly hostile) file can make us allocate.
+const (
+	maxNotes   = 1 << 20
+	maxSegment = 64 << 20
+)
 
 // shtRELR is SHT_RELR (packed relative relocations), not named by debug/elf.
 const shtRELR elf.SectionType = 19
