@@ -21,9 +21,9 @@ type memSpace struct {
 func (m *memSpace) Info() addrspace.Info {
 	return addrspace.Info{PID: 4242, Executable: "/usr/bin/prog", Args: []string{"/usr/bin/prog", "-x"}}
 }
-func (m *memSpace) Mappings() []addrspace.Mapping      { return m.maps }
-func (m *memSpace) Threads() []addrspace.Thread        { return m.threads }
-func (m *memSpace) Warnings() []string                 { return nil }
+func (m *memSpace) Mappings() []addrspace.Mapping     { return m.maps }
+func (m *memSpace) Threads() []addrspace.Thread       { return m.threads }
+func (m *memSpace) Warnings() []string                { return nil }
 func (m *memSpace) OpenFile(string) (*os.File, error) { return nil, os.ErrNotExist }
 func (m *memSpace) ReadAt(p []byte, a addrspace.Addr) (int, error) {
 	mp := addrspace.Find(m.maps, a)
