@@ -103,7 +103,9 @@ func Walk(s addrspace.Space, opt Options) (*Heap, error) {
 	}
 	w.readTcaches(lc)
 	for i := range h.Arenas {
-		w.readBins(&h.Arenas[i])
+		if h.Arenas[i].Top != 0 { // malloc has never run in a zero arena
+			w.readBins(&h.Arenas[i])
+		}
 	}
 	for i := range h.Arenas {
 		w.walkArena(&h.Arenas[i])

@@ -147,7 +147,7 @@ func Build(s addrspace.Space, h *heapwalk.Heap, res *scan.Result, opt Options) *
 		g.Bytes += usable
 		g.Addresses = append(g.Addresses, c.User(i).String())
 		if len(g.Strings) < opt.MaxStrings {
-			if str := leadingString(head); str != "" && !contains(g.Strings, str) {
+			if str := firstString(head); str != "" && !contains(g.Strings, str) {
 				g.Strings = append(g.Strings, str)
 			}
 		}
@@ -192,10 +192,12 @@ func contains(ss []string, s string) bool {
 	return false
 }
 
-// fingerprint hashes what stays the same for the same kind of object
-// across runs: the usable size, the C++ type, the shape of the first
-// words (each pointer replaced by what it points at: heap, a module's
-// symbol, a stack), and the leading string with digit runs masked.
+// fingerprint hashes what stays the same for one kind of object across
+// runs and address-space layouts: the usable size, the C++ type, where in
+// the first words pointers into modules sit (vtables, function tables,
+// string literals, by symbol), and the first string with digit runs masked.
+// Other words (heap pointers, NULLs, numbers, text) vary between objects
+// of one kind, so they only count as data.
 func fingerprint(sp *space, usable uint64, head []byte) (uint64, string) {
 	h := fnv.New64a()
 	fmt.Fprintf(h, "size=%d;", usable)
@@ -206,33 +208,35 @@ func fingerprint(sp *space, usable uint64, head []byte) (uint64, string) {
 	fmt.Fprintf(h, "type=%s;", typ)
 	for off := 0; off+8 <= len(head) && off < fingerprintBytes; off += 8 {
 		w := binary.LittleEndian.Uint64(head[off:])
-		cl := sp.classify(w)
-		h.Write([]byte{byte(cl)})
-		if cl == wModule {
-			mod, sym, symOff := sp.symbol(w)
-			if sym != "" {
-				fmt.Fprintf(h, "(%s:%s+%d)", mod, sym, symOff)
-			} else {
-				fmt.Fprintf(h, "(%s+%d)", mod, symOff)
-			}
+		if sp.classify(w) != wModule {
+			continue
+		}
+		mod, sym, symOff := sp.symbol(w)
+		if sym != "" {
+			fmt.Fprintf(h, "@%d(%s:%s+%d)", off, mod, sym, symOff)
+		} else {
+			fmt.Fprintf(h, "@%d(%s+%d)", off, mod, symOff)
 		}
 	}
-	str := maskDigits(leadingString(head))
+	str := maskDigits(firstString(head[:min(len(head), fingerprintBytes)]))
 	fmt.Fprintf(h, ";str=%s", str[:min(len(str), 24)])
 	return h.Sum64(), typ
 }
 
-// leadingString returns the printable string at the start of b, if it is
-// at least 4 characters long (capped at 80).
-func leadingString(b []byte) string {
-	n := 0
-	for n < len(b) && n < 80 && (b[n] >= 0x20 && b[n] < 0x7f || b[n] == '\t') {
-		n++
+// firstString returns the first run of at least 4 printable characters in
+// b (capped at 80), or "".
+func firstString(b []byte) string {
+	for i := 0; i < len(b); {
+		n := 0
+		for i+n < len(b) && n < 80 && (b[i+n] >= 0x20 && b[i+n] < 0x7f || b[i+n] == '\t') {
+			n++
+		}
+		if n >= 4 {
+			return string(b[i : i+n])
+		}
+		i += n + 1
 	}
-	if n < 4 {
-		return ""
-	}
-	return string(b[:n])
+	return ""
 }
 
 // maskDigits collapses every run of digits to '#', so that "req-17" and

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/heapsift/heapsift/addrspace"
+	"github.com/heapsift/heapsift/corefile"
+	"github.com/heapsift/heapsift/ptrace"
+	"github.com/heapsift/heapsift/report"
+	"github.com/spf13/pflag"
+)
+
+const leaksHelp = `Usage: heapsift leaks [flags] PID|CORE
+
+Find every glibc malloc chunk that nothing points to any more and report
+those leaks, grouped by content, biggest first.
+
+With a PID, heapsift attaches, stops every thread only while it reads
+memory, and detaches, leaving the process exactly as it found it. With a
+core file (from the kernel or gdb's gcore), it reads the same state from
+the file; --sysroot and --solib-search-path find the binaries of a core
+made on another machine.
+
+Flags:
+`
+
+// targetFlags choose and open a target.
+type targetFlags struct {
+	sysroot    string
+	solibPaths []string
+}
+
+func (t *targetFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&t.sysroot, "sysroot", "", "for a core: prefix for the paths of its files (like gdb's sysroot)")
+	fs.StringSliceVar(&t.solibPaths, "solib-search-path", nil, "for a core: directories to search for its files by name")
+}
+
+func (e *env) leaks(args []string) error {
+	fs := pflag.NewFlagSet("leaks", pflag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() { fmt.Fprint(e.stderr, leaksHelp+fs.FlagUsages()) }
+	var a analysisFlags
+	var t targetFlags
+	a.register(fs)
+	t.register(fs)
+	if err := fs.Parse(args); err != nil {
+		if err == pflag.ErrHelp {
+			return nil
+		}
+		return usageErr("%v", err)
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return usageErr("leaks takes one PID or core file")
+	}
+	s, release, err := e.open(fs.Arg(0), &t)
+	if err != nil {
+		return err
+	}
+	defer release()
+	rep, err := e.analyze(s, &a)
+	release() // let a live target go before printing
+	if err != nil {
+		return err
+	}
+	return e.finish(rep, &a)
+}
+
+// open freezes a live process (a PID) or opens a core file. release lets
+// the target go; it is safe to call more than once and from any goroutine,
+// and it also runs on Ctrl-C and SIGTERM.
+func (e *env) open(target string, t *targetFlags) (addrspace.Space, func(), error) {
+	pid, err := strconv.Atoi(target)
+	if err != nil || pid <= 0 {
+		st, serr := os.Stat(target)
+		if serr != nil {
+			return nil, nil, usageErr("%q is neither a process id nor a core file", target)
+		}
+		if st.IsDir() {
+			return nil, nil, usageErr("%s is a directory, not a core file", target)
+		}
+		c, err := corefile.Open(target, corefile.Options{Sysroot: t.sysroot, SolibSearchPath: t.solibPaths})
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, func() {}, nil
+	}
+	p, err := ptrace.Attach(pid)
+	if err != nil {
+		return nil, nil, err
+	}
+	sigs := make(chan os.Signal, 1)
+	done := make(chan struct{})
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		select {
+		case s := <-sigs:
+			p.Detach()
+			fmt.Fprintf(e.stderr, "heapsift: %v: detached from %d\n", s, pid)
+			os.Exit(130)
+		case <-done:
+		}
+	}()
+	var once sync.Once
+	return p, func() {
+		once.Do(func() {
+			signal.Stop(sigs)
+			close(done)
+			p.Detach()
+		})
+	}, nil
+}
+
+// finish prints the report; leaks become exit status 3.
+func (e *env) finish(rep *report.Report, a *analysisFlags) error {
+	if err := e.write(e.stdout, rep, a); err != nil {
+		return err
+	}
+	if leaked(rep) {
+		return &exitError{code: exitLeaks}
+	}
+	return nil
+}

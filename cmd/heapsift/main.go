@@ -1,0 +1,95 @@
+// Command heapsift finds leaked memory in Linux x86-64 programs that use
+// glibc malloc, without recompiling or restarting them.
+//
+//	heapsift leaks PID            attach, freeze, analyze, detach; report leaks
+//	heapsift leaks --json PID     the same as JSON
+//	heapsift run -- ./prog args   run prog, stop it at exit, report its leaks
+//	heapsift demo                 build and analyze the bundled example leaker
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+	exitLeaks   = 3
+)
+
+// exitError carries an exit status out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(format string, args ...any) error {
+	return &exitError{exitUsage, fmt.Errorf(format, args...)}
+}
+
+// env is the command's outside world, injectable for in-process tests.
+type env struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+const usage = `heapsift finds leaked glibc malloc memory in Linux x86-64 processes.
+
+Usage:
+  heapsift leaks [flags] PID       attach to a running process and report its leaks
+  heapsift run [flags] -- PROG...  run PROG, stop it at exit and report its leaks
+  heapsift demo                    build and analyze the bundled example leaker
+  heapsift help COMMAND            show a command's flags
+
+Exit status: 0 nothing leaked, 3 leaks found, 2 usage error, 1 failure.
+(run: the program's own status when nothing leaked.)
+`
+
+func main() {
+	e := &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	os.Exit(e.main(os.Args[1:]))
+}
+
+func (e *env) main(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, usage)
+		return exitUsage
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "leaks":
+		err = e.leaks(rest)
+	case "run":
+		err = e.run(rest)
+	case "demo":
+		err = e.demo(rest)
+	case "help", "-h", "--help":
+		if len(rest) > 0 {
+			return e.main([]string{rest[0], "--help"})
+		}
+		fmt.Fprint(e.stdout, usage)
+		return exitOK
+	default:
+		err = usageErr("unknown command %q (try heapsift help)", cmd)
+	}
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(e.stderr, "heapsift: %v\n", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(e.stderr, "heapsift: %v\n", err)
+	return exitFailure
+}

@@ -1,0 +1,38 @@
+// Package ptrace freezes live Linux x86-64 processes with ptrace(2) and
+// exposes them as an [addrspace.Space].
+//
+// Two ways in:
+//
+//   - [Attach] seizes every thread of a running process, stops it, and
+//     returns a [*Process]. [Process.Detach] lets it run on exactly as
+//     before (pending signals delivered, a stopped process left stopped).
+//   - [Start] runs a program under ptrace at full speed (no breakpoints)
+//     and [Runner.WaitExit] freezes it when it exits, with every thread in
+//     its exit stop and its memory still intact; [Runner.Finish] lets it
+//     exit and reports its exit status.
+//
+// Linux accepts ptrace requests for a tracee only from the thread that
+// attached it, so each Process and Runner owns one goroutine locked to an
+// OS thread that issues every ptrace and wait4 call. Memory reads do not
+// need that thread (process_vm_readv and /proc/PID/mem accept any thread
+// of the tracer) and may run concurrently from any goroutine.
+//
+// The target is only ever read: the package never writes its memory or
+// registers.
+//
+// Always release what you froze, on every path, including panics and
+// Ctrl-C. Detach is idempotent and safe to call from any goroutine:
+//
+//	p, err := ptrace.Attach(pid)
+//	if err != nil {
+//		return err
+//	}
+//	defer p.Detach()
+//	sig := make(chan os.Signal, 1)
+//	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+//	go func() { <-sig; p.Detach(); os.Exit(130) }()
+//
+// If heapsift dies without detaching (SIGKILL), the kernel detaches the
+// tracees itself when the tracer thread exits, and a program started with
+// Start is killed (PTRACE_O_EXITKILL).
+package ptrace
