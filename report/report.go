@@ -134,7 +134,8 @@ func Build(s addrspace.Space, h *heapwalk.Heap, res *scan.Result, opt Options) *
 		if _, err := s.ReadAt(head, c.User(i)); err != nil {
 			head = nil
 		}
-		fp, typ := fingerprint(sp, usable, head)
+		text := sp.maskPointers(head) // strings are never read out of pointers
+		fp, typ := fingerprint(sp, usable, head, text)
 		k := key{v, fp}
 		g := groups[k]
 		if g == nil {
@@ -147,7 +148,7 @@ func Build(s addrspace.Space, h *heapwalk.Heap, res *scan.Result, opt Options) *
 		g.Bytes += usable
 		g.Addresses = append(g.Addresses, c.User(i).String())
 		if len(g.Strings) < opt.MaxStrings {
-			if str := firstString(head); str != "" && !contains(g.Strings, str) {
+			if str := firstString(text); str != "" && !contains(g.Strings, str) {
 				g.Strings = append(g.Strings, str)
 			}
 		}
@@ -198,7 +199,7 @@ func contains(ss []string, s string) bool {
 // string literals, by symbol), and the first string with digit runs masked.
 // Other words (heap pointers, NULLs, numbers, text) vary between objects
 // of one kind, so they only count as data.
-func fingerprint(sp *space, usable uint64, head []byte) (uint64, string) {
+func fingerprint(sp *space, usable uint64, head, text []byte) (uint64, string) {
 	h := fnv.New64a()
 	fmt.Fprintf(h, "size=%d;", usable)
 	typ := ""
@@ -218,7 +219,7 @@ func fingerprint(sp *space, usable uint64, head []byte) (uint64, string) {
 			fmt.Fprintf(h, "@%d(%s+%d)", off, mod, symOff)
 		}
 	}
-	str := maskDigits(firstString(head[:min(len(head), fingerprintBytes)]))
+	str := maskDigits(firstString(text[:min(len(text), fingerprintBytes)]))
 	fmt.Fprintf(h, ";str=%s", str[:min(len(str), 24)])
 	return h.Sum64(), typ
 }

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"encoding/binary"
 	"path/filepath"
 	"sort"
 
@@ -148,4 +149,32 @@ func (sp *space) typeOf(w uint64) string {
 		}
 	}
 	return sym
+}
+
+// pointerMark replaces a pointer word in a chunk's bytes: non-printable,
+// so that strings are never read out of pointers, and equal for every
+// pointer into the same place. Type detection reads the original word.
+const pointerMark = 0xff
+
+// maskPointers returns head with every word that points into the heap, a
+// module or a stack replaced by pointerMark bytes; the first word is kept
+// when it points into a module (a vtable: the type).
+func (sp *space) maskPointers(head []byte) []byte {
+	out := append([]byte(nil), head...)
+	for off := 0; off+8 <= len(out); off += 8 {
+		w := binary.LittleEndian.Uint64(out[off:])
+		switch sp.classify(w) {
+		case wHeap, wStack:
+		case wModule:
+			if off == 0 {
+				continue
+			}
+		default:
+			continue
+		}
+		for i := 0; i < 8; i++ {
+			out[off+i] = pointerMark
+		}
+	}
+	return out
 }

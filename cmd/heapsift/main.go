@@ -39,6 +39,8 @@ func usageErr(format string, args ...any) error {
 type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	environ        func() []string // the environment of programs we run
+	stdio          [3]*os.File     // the standard files of programs we run
 }
 
 const usage = `heapsift finds leaked glibc malloc memory in Linux x86-64 processes.
@@ -54,7 +56,8 @@ Exit status: 0 nothing leaked, 3 leaks found, 2 usage error, 1 failure.
 `
 
 func main() {
-	e := &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	e := &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, environ: os.Environ,
+		stdio: [3]*os.File{os.Stdin, os.Stdout, os.Stderr}}
 	os.Exit(e.main(os.Args[1:]))
 }
 

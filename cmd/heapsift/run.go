@@ -47,7 +47,7 @@ func (e *env) run(args []string) error {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGQUIT)
 	defer signal.Stop(sigs)
 
-	r, err := ptrace.Start(argv, os.Environ(), [3]*os.File{os.Stdin, os.Stdout, os.Stderr})
+	r, err := ptrace.Start(argv, e.environ(), e.stdio)
 	if err != nil {
 		return err
 	}
