@@ -302,3 +302,19 @@ func (r ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 
 // IsStackName reports whether a pseudo-path names a stack.
 func IsStackName(path string) bool { return strings.HasPrefix(path, "[stack") }
+
+// A Req is one range of a batch read.
+type Req struct {
+	Addr Addr
+	Buf  []byte // receives len(Buf) bytes at Addr
+	// Err is set by ReadBatch: nil when all of Buf was read.
+	Err error
+}
+
+// A BatchReader reads many ranges in few system calls. Spaces whose reads
+// are expensive (a live process) implement it; callers fall back to ReadAt.
+type BatchReader interface {
+	// ReadBatch fills every request, setting each one's Err, and returns
+	// a non-nil error when any request failed.
+	ReadBatch(reqs []Req) error
+}

@@ -14,13 +14,7 @@ import (
 const iovMax = 1024
 
 // A Req is one range for ReadBatch.
-type Req struct {
-	Addr addrspace.Addr
-	Buf  []byte // receives the len(Buf) bytes at Addr
-	// Err is set by ReadBatch: nil if all of Buf was read, else why not
-	// (wrapping addrspace.ErrUnreadable for memory that is not there).
-	Err error
-}
+type Req = addrspace.Req
 
 // ReadAt reads len(b) bytes at addr. Like io.ReaderAt, it returns n <
 // len(b) only with an error; memory outside the readable mappings gives

@@ -2,6 +2,7 @@ package scan
 
 import (
 	"encoding/binary"
+	"sort"
 
 	"github.com/heapsift/heapsift/addrspace"
 	"github.com/heapsift/heapsift/heapwalk"
@@ -49,7 +50,10 @@ type marker struct {
 	h          *heapwalk.Heap
 	c          *heapwalk.Chunks
 	v          []Verdict
-	work       []int32
+	blocks     []block
+	queue      []int32 // blocks with pending chunks
+	current    int     // the block being scanned, or -1
+	blockBuf   []byte
 	lo, hi     uint64 // bounds of all chunks, a cheap pre-filter
 	opt        Options
 	buf        []byte
@@ -61,7 +65,8 @@ type marker struct {
 // in-use chunk.
 func Run(s addrspace.Space, h *heapwalk.Heap, opt Options) *Result {
 	c := &h.Chunks
-	m := &marker{s: s, h: h, c: c, v: make([]Verdict, c.Len()), opt: opt, res: &Result{}}
+	m := &marker{s: s, h: h, c: c, v: make([]Verdict, c.Len()), opt: opt, res: &Result{}, current: -1}
+	m.makeBlocks()
 	for i := 0; i < c.Len(); i++ {
 		if c.State(i) != heapwalk.InUse {
 			m.v[i] = NotUser
@@ -192,19 +197,102 @@ func (m *marker) push(i int, start, definite bool) {
 	case m.v[i] == Reachable:
 	case start && definite:
 		m.v[i] = Reachable
-		m.work = append(m.work, int32(i))
+		m.enqueue(i)
 	case m.v[i] == Unreached:
 		m.v[i] = Possible
-		m.work = append(m.work, int32(i))
+		m.enqueue(i)
 	}
 }
 
+// Blocks group neighbouring chunks so that marking reads the heap in a few
+// large reads instead of one per chunk.
+const (
+	blockMaxChunks = 1 << 14
+	blockMaxBytes  = 4 << 20  // one read
+	blockMaxGap    = 64 << 10 // a wider gap between chunks starts a new block
+)
+
+// block is a run of chunks [first, end) spanning [start, stop) in memory.
+type block struct {
+	first, end  int32
+	start, stop addrspace.Addr
+	pending     []int32 // marked chunks waiting to be scanned
+	queued      bool
+}
+
+// makeBlocks splits the chunk array into blocks.
+func (m *marker) makeBlocks() {
+	c := m.c
+	for i := 0; i < c.Len(); {
+		b := block{first: int32(i), start: c.Addr(i)}
+		j := i + 1
+		for ; j < c.Len() && j-i < blockMaxChunks; j++ {
+			end := c.Addr(j) + addrspace.Addr(c.Size(j)) + 8
+			if c.Addr(j)-(c.Addr(j-1)+addrspace.Addr(c.Size(j-1))) > blockMaxGap || end-b.start > blockMaxBytes {
+				break
+			}
+		}
+		b.end = int32(j)
+		b.stop = c.Addr(j-1) + addrspace.Addr(c.Size(j-1)) + 8
+		m.blocks = append(m.blocks, b)
+		i = j
+	}
+}
+
+// blockOf returns the block that holds chunk i.
+func (m *marker) blockOf(i int) int {
+	return sort.Search(len(m.blocks), func(k int) bool { return int(m.blocks[k].end) > i })
+}
+
+// enqueue records chunk i for scanning.
+func (m *marker) enqueue(i int) {
+	k := m.blockOf(i)
+	b := &m.blocks[k]
+	b.pending = append(b.pending, int32(i))
+	if !b.queued && k != m.current {
+		b.queued = true
+		m.queue = append(m.queue, int32(k))
+	}
+}
+
+// drain scans every queued chunk, a block at a time: one read per block
+// visit, and every chunk that becomes pending inside the block being
+// scanned is scanned from the same buffer.
 func (m *marker) drain() {
-	for len(m.work) > 0 {
-		i := int(m.work[len(m.work)-1])
-		m.work = m.work[:len(m.work)-1]
-		u := m.c.User(i)
-		m.scanRange(u, u+addrspace.Addr(m.h.Usable(i)), m.v[i] == Reachable, false)
+	for len(m.queue) > 0 {
+		k := int(m.queue[len(m.queue)-1])
+		m.queue = m.queue[:len(m.queue)-1]
+		b := &m.blocks[k]
+		b.queued = false
+		m.current = k
+		n := int(b.stop - b.start)
+		if cap(m.blockBuf) < n {
+			m.blockBuf = make([]byte, n)
+		}
+		buf := m.blockBuf[:n]
+		whole := n <= blockMaxBytes+blockMaxGap
+		if whole {
+			if _, err := m.s.ReadAt(buf, b.start); err != nil {
+				whole = false
+			}
+		}
+		for len(b.pending) > 0 {
+			list := b.pending
+			b.pending = nil
+			for _, ci := range list {
+				i := int(ci)
+				u := m.c.User(i)
+				definite := m.v[i] == Reachable
+				if whole {
+					off := int(u - b.start)
+					m.scanWords(buf[off:off+int(m.h.Usable(i))], definite, false)
+				} else {
+					m.scanRange(u, u+addrspace.Addr(m.h.Usable(i)), definite, false)
+				}
+			}
+			b = &m.blocks[k] // scanning may grow pending
+		}
+		m.current = -1
 	}
 }
 

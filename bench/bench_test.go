@@ -1,0 +1,134 @@
+// Package bench measures heapsift on synthetic heaps of millions of chunks
+// (testdata/bench/bigheap.c): a tree with detached, leaked subtrees whose
+// exact size the program reports, so every run also checks the verdicts.
+//
+//	go test -bench . -benchtime 3x ./bench
+//	HEAPSIFT_BENCH_CHUNKS=20000000 go test -bench Live -benchtime 1x ./bench
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/heapsift/heapsift/heapwalk"
+	"github.com/heapsift/heapsift/internal/testprog"
+	"github.com/heapsift/heapsift/ptrace"
+	"github.com/heapsift/heapsift/report"
+	"github.com/heapsift/heapsift/scan"
+)
+
+// bigheap is a running generator and what it says it leaked.
+type bigheap struct {
+	pid         int
+	leaked      uint64
+	leakedBytes uint64
+	chunks      int
+	cmd         *exec.Cmd
+}
+
+func startBigheap(b *testing.B, chunks int) *bigheap {
+	b.Helper()
+	root, err := testprog.ModuleRoot()
+	if err != nil {
+		b.Fatal(err)
+	}
+	builder := &testprog.Builder{SourceDir: filepath.Join(root, "testdata", "bench")}
+	b.Cleanup(func() { builder.Cleanup() })
+	bin := builder.Build(b, "bigheap")
+	cmd := exec.Command(bin, strconv.Itoa(chunks), "64")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		b.Fatalf("bigheap: %v", err)
+	}
+	var h bigheap
+	if _, err := fmt.Sscanf(strings.TrimSpace(line), "ready %d %d %d", &h.pid, &h.leaked, &h.leakedBytes); err != nil {
+		b.Fatalf("bigheap said %q: %v", line, err)
+	}
+	h.chunks, h.cmd = chunks, cmd
+	time.Sleep(100 * time.Millisecond) // let it park
+	return &h
+}
+
+func chunkCounts() []int {
+	if s := os.Getenv("HEAPSIFT_BENCH_CHUNKS"); s != "" {
+		var out []int
+		for _, f := range strings.Split(s, ",") {
+			if n, err := strconv.Atoi(f); err == nil {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	return []int{1000000, 4000000}
+}
+
+// BenchmarkLeaksLive measures `heapsift leaks PID` end to end: freeze,
+// heap walk, scan and report, then detach. Bytes per op are the bytes
+// scanned for pointers, so MB/s is the scan throughput.
+func BenchmarkLeaksLive(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs ptrace permission (run as root)")
+	}
+	for _, n := range chunkCounts() {
+		b.Run(fmt.Sprintf("chunks=%d", n), func(b *testing.B) {
+			h := startBigheap(b, n)
+			b.ResetTimer()
+			var walk, mark, rep, freeze time.Duration
+			var scanned uint64
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				p, err := ptrace.Attach(h.pid)
+				if err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				hp, err := heapwalk.Walk(p, heapwalk.Options{})
+				if err != nil {
+					p.Detach()
+					b.Fatal(err)
+				}
+				t2 := time.Now()
+				res := scan.Run(p, hp, scan.Options{})
+				t3 := time.Now()
+				r := report.Build(p, hp, res, report.Options{})
+				t4 := time.Now()
+				p.Detach()
+				freeze += t1.Sub(t0)
+				walk += t2.Sub(t1)
+				mark += t3.Sub(t2)
+				rep += t4.Sub(t3)
+				scanned = res.ScannedBytes
+				if got := r.Summary.Definite.Chunks + r.Summary.Indirect.Chunks; got != h.leaked {
+					b.Fatalf("found %d leaked chunks, the program leaked %d", got, h.leaked)
+				}
+				if got := r.Summary.Definite.Bytes + r.Summary.Indirect.Bytes; got != h.leakedBytes {
+					b.Fatalf("found %d leaked bytes, the program leaked %d", got, h.leakedBytes)
+				}
+			}
+			b.SetBytes(int64(scanned))
+			per := func(d time.Duration) float64 { return float64(d.Milliseconds()) / float64(b.N) }
+			b.ReportMetric(per(freeze), "freeze-ms/op")
+			b.ReportMetric(per(walk), "walk-ms/op")
+			b.ReportMetric(per(mark), "scan-ms/op")
+			b.ReportMetric(per(rep), "report-ms/op")
+			b.ReportMetric(float64(n), "chunks")
+		})
+	}
+}
