@@ -216,6 +216,7 @@ const (
 	ntPrstatus = 1
 	ntFpregset = 2
 	ntPrpsinfo = 3
+	ntAuxv     = 6
 	ntXstate   = 0x202
 	ntFile     = 0x46494c45
 )

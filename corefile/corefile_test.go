@@ -56,7 +56,7 @@ func sampleSpace() *memSpace {
 
 func writeSample(t testing.TB) []byte {
 	var buf bytes.Buffer
-	warns, err := Write(&buf, sampleSpace())
+	warns, err := Write(&buf, sampleSpace(), nil)
 	if err != nil || len(warns) > 0 {
 		t.Fatalf("Write: %v %v", warns, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 
 	"github.com/heapsift/heapsift/addrspace"
 )
@@ -15,14 +16,17 @@ import (
 // written as zeros), and notes for the process (NT_PRPSINFO), every thread
 // (NT_PRSTATUS, NT_X86_XSTATE or NT_FPREGSET) and the mapped files
 // (NT_FILE). It returns warnings for memory that could not be read.
-func Write(w io.Writer, s addrspace.Space) ([]string, error) {
+//
+// auxv is the process's auxiliary vector (/proc/PID/auxv), which debuggers
+// need to find the shared libraries; nil leaves it out.
+func Write(w io.Writer, s addrspace.Space, auxv []byte) ([]string, error) {
 	var maps []addrspace.Mapping
 	for _, m := range s.Mappings() {
-		if m.Perm&addrspace.Read != 0 && !m.Missing && m.Path != "[vvar]" && m.Path != "[vsyscall]" {
+		if m.Perm&addrspace.Read != 0 && !m.Missing && !strings.HasPrefix(m.Path, "[vvar") && m.Path != "[vsyscall]" {
 			maps = append(maps, m)
 		}
 	}
-	notes := buildNotes(s)
+	notes := buildNotes(s, auxv)
 	const ehsize, phsize = 64, 56
 	phnum := 1 + len(maps)
 	noteOff := uint64(ehsize + phsize*phnum)
@@ -100,7 +104,7 @@ func Write(w io.Writer, s addrspace.Space) ([]string, error) {
 }
 
 // buildNotes encodes the PT_NOTE contents.
-func buildNotes(s addrspace.Space) []byte {
+func buildNotes(s addrspace.Space, auxv []byte) []byte {
 	le := binary.LittleEndian
 	var out []byte
 	note := func(name string, typ uint32, desc []byte) {
@@ -143,6 +147,9 @@ func buildNotes(s addrspace.Space) []byte {
 		if len(t.Vector) > 512 {
 			note("LINUX", ntXstate, t.Vector)
 		}
+	}
+	if len(auxv) > 0 {
+		note("CORE", ntAuxv, auxv)
 	}
 	var files []addrspace.Mapping
 	for _, m := range s.Mappings() {

@@ -4,6 +4,7 @@
 //	heapsift leaks PID            attach, freeze, analyze, detach; report leaks
 //	heapsift leaks --json PID     the same as JSON
 //	heapsift run -- ./prog args   run prog, stop it at exit, report its leaks
+//	heapsift dump PID -o FILE     write a core file of a running process
 //	heapsift demo                 build and analyze the bundled example leaker
 package main
 
@@ -48,6 +49,7 @@ const usage = `heapsift finds leaked glibc malloc memory in Linux x86-64 process
 Usage:
   heapsift leaks [flags] PID       attach to a running process and report its leaks
   heapsift run [flags] -- PROG...  run PROG, stop it at exit and report its leaks
+  heapsift dump PID -o FILE        write a core file of a running process
   heapsift demo                    build and analyze the bundled example leaker
   heapsift help COMMAND            show a command's flags
 
@@ -74,6 +76,8 @@ func (e *env) main(args []string) int {
 		err = e.run(rest)
 	case "demo":
 		err = e.demo(rest)
+	case "dump":
+		err = e.dump(rest)
 	case "help", "-h", "--help":
 		if len(rest) > 0 {
 			return e.main([]string{rest[0], "--help"})
