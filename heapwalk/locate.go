@@ -100,7 +100,7 @@ func findLibc(s addrspace.Space, opt Options) (*libc, []string, error) {
 		}
 	}
 	if lc.major == 0 {
-		return nil, warns, fmt.Errorf("cannot tell the glibc version of %s (no release banner found)", lc.mod.Path)
+		warns = append(warns, fmt.Sprintf("the glibc version of %s is unknown (its file is not available): inferring malloc's layout from the heap", lc.mod.Path))
 	}
 	return lc, warns, nil
 }

@@ -81,8 +81,15 @@ func Walk(s addrspace.Space, opt Options) (*Heap, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := LayoutFor(lc.major, lc.minor)
-	if err != nil {
+	var l Layout
+	var ma uint64
+	var inferredHow string
+	if lc.major == 0 {
+		l, ma, inferredHow, err = inferLayout(s, lc)
+		if err != nil {
+			return nil, err
+		}
+	} else if l, err = LayoutFor(lc.major, lc.minor); err != nil {
 		return nil, fmt.Errorf("%s: %w", lc.banner, err)
 	}
 	h := &Heap{Layout: l, Glibc: fmt.Sprintf("%d.%d", lc.major, lc.minor), Banner: lc.banner,
@@ -93,22 +100,31 @@ func Walk(s addrspace.Space, opt Options) (*Heap, error) {
 			w.limit += int(m.Size() / 32)
 		}
 	}
-	ma, err := w.findMainArena(lc)
-	if err != nil {
-		return nil, err
+	if inferredHow != "" {
+		h.Glibc = "unknown"
+		h.Findings = append(h.Findings, Finding{What: "main_arena", Addr: addrspace.Addr(ma), How: []string{inferredHow}})
+	} else {
+		if ma, err = w.findMainArena(lc); err != nil {
+			return nil, err
+		}
+		w.findMp(lc)
 	}
-	w.findMp(lc)
 	if err := w.readArenas(ma); err != nil {
 		return nil, err
 	}
-	w.readTcaches(lc)
+	for i := range h.Arenas {
+		w.walkArena(&h.Arenas[i])
+	}
+	if inferredHow == "" {
+		w.readTcaches(lc)
+	}
+	if len(h.Tcaches) == 0 && w.l.TcacheBins > 0 {
+		w.findTcachesByShape()
+	}
 	for i := range h.Arenas {
 		if h.Arenas[i].Top != 0 { // malloc has never run in a zero arena
 			w.readBins(&h.Arenas[i])
 		}
-	}
-	for i := range h.Arenas {
-		w.walkArena(&h.Arenas[i])
 	}
 	w.findMmapped()
 	w.finish()

@@ -172,13 +172,24 @@ func TestLeaksCore(t *testing.T) {
 			if out, err := exec.Command(gcore, "-o", prefix, strconv.Itoa(pid)).CombinedOutput(); err != nil {
 				t.Fatalf("gcore: %v\n%s", err, out)
 			}
+			core := fmt.Sprintf("%s.%d", prefix, pid)
 			for _, sm := range symbolModes {
 				e, out, errb := testEnv(t, sm.env...)
-				e.main([]string{"leaks", "--json", fmt.Sprintf("%s.%d", prefix, pid)})
+				e.main([]string{"leaks", "--json", core})
 				if out.Len() == 0 {
 					t.Fatalf("%s: no report; stderr: %s", sm.name, errb)
 				}
 				checkReport(t, truth, out.Bytes())
+			}
+			// Core-only mode: none of the binaries, no debug files.
+			e, out, errb := testEnv(t)
+			e.main([]string{"leaks", "--json", "--sysroot", t.TempDir(), "--debug-file-directory", t.TempDir(), core})
+			if out.Len() == 0 {
+				t.Fatalf("core-only: no report; stderr: %s", errb)
+			}
+			rep := checkReport(t, truth, out.Bytes())
+			if rep.Target.Glibc != "unknown" {
+				t.Errorf("core-only: glibc %q, want unknown (the libc file was hidden)", rep.Target.Glibc)
 			}
 		})
 	}

@@ -1,0 +1,198 @@
+package heapwalk
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/heapsift/heapsift/addrspace"
+)
+
+// Core-only mode: when neither libc's file nor its version banner is
+// available (a core from another machine, without its binaries), the
+// layout is inferred from the data itself.
+
+// families are the malloc_state layouts to try, each named by a release
+// that has it: 2.35-2.42 (heap_info 0x30), 2.27-2.34 (heap_info 0x20),
+// 2.43+ (no fastbins).
+var families = []struct {
+	minor int
+	name  string
+}{{41, "2.35-2.42"}, {34, "2.27-2.34"}, {43, "2.43-2.44"}}
+
+// inferLayout finds main_arena and the layout family without a version:
+// thread arenas sit right after a heap_info at a 64 MiB-aligned heap start,
+// and the member of their ring that is not in a heap is main_arena; with a
+// single arena, main_arena is the malloc_state in libc's data whose next
+// points to itself.
+func inferLayout(s addrspace.Space, lc *libc) (Layout, uint64, string, error) {
+	maps := s.Mappings()
+	for _, fam := range families {
+		l, _ := LayoutFor(2, fam.minor)
+		w := &walker{s: s, l: l, maps: maps}
+		var heapArenas []uint64
+		for _, m := range maps {
+			if uint64(m.Start)%l.HeapMaxSize != 0 || m.Path != "" || m.Perm&addrspace.Write == 0 {
+				continue
+			}
+			if ar, err := w.u64(uint64(m.Start)); err == nil && ar == uint64(m.Start)+l.HeapInfoSize {
+				heapArenas = append(heapArenas, ar)
+			}
+		}
+		for _, ar := range heapArenas {
+			a := ar
+			for n := 0; n < 4096; n++ {
+				next, err := w.u64(a + l.ArenaNext)
+				if err != nil || next == ar {
+					break
+				}
+				if (next-l.HeapInfoSize)%l.HeapMaxSize != 0 {
+					if w.validateArena(next, true) == nil {
+						return l, next, fmt.Sprintf("the arena ring of the heap at %#x (%s layout)", ar-l.HeapInfoSize, fam.name), nil
+					}
+					break
+				}
+				a = next
+			}
+		}
+		for _, m := range lc.mod.Mappings {
+			if m.Perm&addrspace.Write == 0 || m.Size() > 64<<20 {
+				continue
+			}
+			b, err := addrspace.ReadFull(s, m.Start, int(m.Size()))
+			if err != nil {
+				continue
+			}
+			for off := uint64(0); off+l.ArenaSize <= uint64(len(b)); off += 8 {
+				a := uint64(m.Start) + off
+				if binary.LittleEndian.Uint64(b[off+l.ArenaNext:]) != a || binary.LittleEndian.Uint64(b[off+l.ArenaTop:]) == 0 {
+					continue
+				}
+				if w.validateArena(a, true) == nil {
+					return l, a, fmt.Sprintf("a self-linked malloc_state in libc's data (%s layout)", fam.name), nil
+				}
+			}
+		}
+	}
+	return Layout{}, 0, "", fmt.Errorf("cannot find main_arena without libc's file: no heap_info and no malloc_state in libc's data")
+}
+
+// tcacheShapes are the tcache_perthread_struct layouts by chunk size.
+var tcacheShapes = []struct {
+	chunk   uint64
+	bins    int
+	count   int    // bytes per count (0: num_slots, not a count)
+	entries uint64 // offset of entries[]
+}{{0x250, 64, 1, 0x40}, {0x290, 64, 2, 0x80}, {0x300, 76, 0, 0x98}}
+
+// findTcachesByShape finds tcache_perthread_structs among the in-use
+// chunks when libc's TLS slot cannot be used: a chunk of a tcache struct's
+// size whose every list holds chunks of its bin's size, as many as the
+// counts say. An all-empty one counts only as the first chunk of a heap,
+// where glibc puts it. It also settles safe-linking from the lists.
+func (w *walker) findTcachesByShape() {
+	c := &w.h.Chunks
+	c.sort()
+	first := map[uint64]bool{}
+	for _, ar := range w.h.Arenas {
+		for _, sg := range ar.Heaps {
+			start := uint64(sg.Start)
+			if ar.Main {
+				first[start] = true
+			} else {
+				first[start+w.l.HeapInfoSize] = true
+				first[start+w.l.ArenaInHeapFirst] = true
+			}
+		}
+	}
+	votes := map[bool]int{}
+	for i := 0; i < c.Len(); i++ {
+		if c.State(i) != InUse {
+			continue
+		}
+		for _, sh := range tcacheShapes {
+			if c.Size(i) != sh.chunk {
+				continue
+			}
+			entries, ok := w.tcacheByShape(c.User(i), sh.bins, sh.count, sh.entries, votes)
+			if !ok || (len(entries) == 0 && !first[uint64(c.Addr(i))]) {
+				continue
+			}
+			w.h.Tcaches = append(w.h.Tcaches, Tcache{Addr: c.User(i)})
+			w.free = append(w.free, entries...)
+			w.l.TcacheChunkSize, w.l.TcacheBins, w.l.TcacheEntries = sh.chunk, sh.bins, sh.entries
+		}
+	}
+	if votes[true] != votes[false] {
+		w.l.SafeLinking = votes[true] > votes[false]
+	}
+	if len(w.h.Tcaches) > 0 {
+		w.h.Findings = append(w.h.Findings, Finding{What: "tcache", Addr: w.h.Tcaches[0].Addr,
+			How: []string{fmt.Sprintf("%d tcache struct(s) by chunk shape", len(w.h.Tcaches))}})
+	}
+	w.h.Layout = w.l
+}
+
+// tcacheByShape checks one candidate struct and returns its cached chunks.
+func (w *walker) tcacheByShape(tc addrspace.Addr, bins, countSize int, entOff uint64, votes map[bool]int) ([]freeEntry, bool) {
+	b, err := addrspace.ReadFull(w.s, tc, int(entOff)+8*bins)
+	if err != nil {
+		return nil, false
+	}
+	c := &w.h.Chunks
+	var out []freeEntry
+	local := map[bool]int{}
+	for i := 0; i < bins; i++ {
+		want := uint64(0x20 + 16*i)
+		e := binary.LittleEndian.Uint64(b[int(entOff)+8*i:])
+		n := 0
+		for ; e != 0 && n <= 64; n++ {
+			k := c.Index(addrspace.Addr(e - 16))
+			if e&15 != 0 || k < 0 || c.Size(k) != want {
+				return nil, false
+			}
+			out = append(out, freeEntry{e - 16, FreeTcache})
+			raw, err := w.u64(e)
+			if err != nil {
+				return nil, false
+			}
+			dec := raw ^ (e >> 12)
+			switch {
+			case raw == 0 && dec != 0, w.isChunk(raw, want) && !w.isChunk(dec, want):
+				local[false]++
+				e = raw
+			case dec == 0, w.isChunk(dec, want):
+				local[true]++
+				e = dec
+			default:
+				return nil, false
+			}
+		}
+		if n > 64 {
+			return nil, false
+		}
+		var cnt uint64
+		switch countSize {
+		case 1:
+			cnt = uint64(b[i])
+		case 2:
+			cnt = uint64(binary.LittleEndian.Uint16(b[2*i:]))
+		default:
+			continue
+		}
+		if cnt != uint64(n) {
+			return nil, false
+		}
+	}
+	for k, v := range local {
+		votes[k] += v
+	}
+	return out, true
+}
+
+func (w *walker) isChunk(user, size uint64) bool {
+	if user == 0 || user&15 != 0 {
+		return false
+	}
+	k := w.h.Chunks.Index(addrspace.Addr(user - 16))
+	return k >= 0 && w.h.Chunks.Size(k) == size
+}
