@@ -9,10 +9,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/heapsift/heapsift/internal/testprog"
 	"github.com/heapsift/heapsift/report"
+	"golang.org/x/sys/unix"
 )
 
 // testEnv runs heapsift in-process, capturing its output.
@@ -319,4 +322,61 @@ func TestDump(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestKernelCore analyzes cores that the kernel itself wrote (default
+// coredump_filter) when a parked fixture was killed by SIGSEGV.
+func TestKernelCore(t *testing.T) {
+	requirePtrace(t)
+	pattern, err := os.ReadFile("/proc/sys/kernel/core_pattern")
+	if err != nil {
+		t.Skipf("no core_pattern: %v", err)
+	}
+	pat := strings.TrimSpace(string(pattern))
+	if strings.HasPrefix(pat, "|") || strings.Contains(pat, "/") {
+		t.Skipf("core_pattern %q sends cores elsewhere (a pipe or another directory); this test needs a plain file name", pat)
+	}
+	for _, name := range []string{"plain", "threads", "freed", "cpp"} {
+		t.Run(name, func(t *testing.T) {
+			bin := testprog.Build(t, name)
+			pid, truth := testprog.StartPaused(t, bin)
+			lim := unix.Rlimit{Cur: unix.RLIM_INFINITY, Max: unix.RLIM_INFINITY}
+			if err := unix.Prlimit(pid, unix.RLIMIT_CORE, &lim, nil); err != nil {
+				t.Skipf("cannot raise the core size limit: %v", err)
+			}
+			cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			syscall.Kill(pid, syscall.SIGSEGV)
+			core := waitKernelCore(t, pid, cwd, pat)
+			e, out, errb := testEnv(t)
+			e.main([]string{"leaks", "--json", core})
+			if out.Len() == 0 {
+				t.Fatalf("no report: %s", errb)
+			}
+			checkReport(t, truth, out.Bytes())
+		})
+	}
+}
+
+// waitKernelCore waits until pid is dead and returns the core it left.
+func waitKernelCore(t *testing.T, pid int, dir, pattern string) string {
+	t.Helper()
+	name := strings.ReplaceAll(pattern, "%p", strconv.Itoa(pid))
+	cands := []string{filepath.Join(dir, name), filepath.Join(dir, fmt.Sprintf("%s.%d", name, pid))}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		states, _ := testprog.ThreadStates(pid)
+		if len(states) == 0 || states[pid] == 'Z' {
+			for _, c := range cands {
+				if st, err := os.Stat(c); err == nil && st.Size() > 0 {
+					return c
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Skipf("the kernel wrote no core (looked for %v); core dumps may be disabled here", cands)
+	return ""
 }
