@@ -221,7 +221,7 @@ func Modules(maps []Mapping) []Module {
 	var mods []Module
 	idx := map[string]int{}
 	for _, m := range maps {
-		if !m.File() {
+		if !m.File() || SharedMemory(m.Path) {
 			continue
 		}
 		i, ok := idx[m.Path]
@@ -317,4 +317,11 @@ type BatchReader interface {
 	// ReadBatch fills every request, setting each one's Err, and returns
 	// a non-nil error when any request failed.
 	ReadBatch(reqs []Req) error
+}
+
+// SharedMemory reports whether a mapping's path names shared memory
+// rather than a file: MAP_SHARED|MAP_ANONYMOUS (/dev/zero), SysV shm
+// (/SYSV...), memfd and POSIX shm (/dev/shm).
+func SharedMemory(path string) bool {
+	return strings.HasPrefix(path, "/dev/") || strings.HasPrefix(path, "/SYSV") || strings.HasPrefix(path, "/memfd:")
 }

@@ -117,6 +117,9 @@ func (c *Core) parse() (err error) {
 		}
 	}()
 	d := c.data
+	if z := compression(d); z != "" {
+		return fmt.Errorf("%w: the file is %s-compressed (as systemd-coredump stores cores); decompress it first, e.g. with 'coredumpctl dump PID -o core' or '%s -d'", ErrNotCore, z, z)
+	}
 	if len(d) < 64 || string(d[:4]) != "\x7fELF" {
 		return fmt.Errorf("%w: no ELF header", ErrNotCore)
 	}
@@ -512,4 +515,16 @@ func clamp(n int, limit uint64) int {
 		return int(limit)
 	}
 	return n
+}
+
+// compression names the compressor whose magic number starts d, or "".
+func compression(d []byte) string {
+	for _, z := range []struct{ magic, name string }{
+		{"\x28\xb5\x2f\xfd", "zstd"}, {"\xfd7zXZ\x00", "xz"}, {"\x04\x22\x4d\x18", "lz4"}, {"\x1f\x8b", "gzip"},
+	} {
+		if len(d) >= len(z.magic) && string(d[:len(z.magic)]) == z.magic {
+			return z.name
+		}
+	}
+	return ""
 }

@@ -114,6 +114,7 @@ func TestDamagedCores(t *testing.T) {
 		{"foreign", foreign, "machine is EM_AARCH64"},
 		{"no notes", noNotes, "no PT_NOTE"},
 		{"headers cut", good[:100], "truncated"},
+		{"zstd", append([]byte("\x28\xb5\x2f\xfd"), good...), "zstd-compressed"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

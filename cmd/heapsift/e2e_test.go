@@ -171,6 +171,12 @@ func TestLeaksCore(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			bin := testprog.Build(t, name)
 			pid, truth := testprog.StartPaused(t, bin)
+			le, liveOut, lerrb := testEnv(t)
+			le.main([]string{"leaks", "--json", strconv.Itoa(pid)})
+			live := checkReport(t, truth, liveOut.Bytes())
+			if len(lerrb.String()) > 0 && liveOut.Len() == 0 {
+				t.Fatalf("live: %s", lerrb)
+			}
 			prefix := filepath.Join(t.TempDir(), "core")
 			if out, err := exec.Command(gcore, "-o", prefix, strconv.Itoa(pid)).CombinedOutput(); err != nil {
 				t.Fatalf("gcore: %v\n%s", err, out)
@@ -182,7 +188,7 @@ func TestLeaksCore(t *testing.T) {
 				if out.Len() == 0 {
 					t.Fatalf("%s: no report; stderr: %s", sm.name, errb)
 				}
-				checkReport(t, truth, out.Bytes())
+				sameVerdicts(t, live, checkReport(t, truth, out.Bytes()))
 			}
 			// Core-only mode: none of the binaries, no debug files.
 			e, out, errb := testEnv(t)
@@ -379,4 +385,31 @@ func waitKernelCore(t *testing.T, pid int, dir, pattern string) string {
 	}
 	t.Skipf("the kernel wrote no core (looked for %v); core dumps may be disabled here", cands)
 	return ""
+}
+
+// sameVerdicts checks that two reports of one process state agree on every
+// chunk's verdict and on the totals.
+func sameVerdicts(t *testing.T, a, b *report.Report) {
+	t.Helper()
+	if a.Summary != b.Summary {
+		t.Errorf("summaries differ:\n live %+v\n core %+v", a.Summary, b.Summary)
+	}
+	kinds := func(r *report.Report) map[string]string {
+		m := map[string]string{}
+		for _, g := range r.Groups {
+			for _, addr := range g.Addresses {
+				m[addr] = g.Kind + "/" + g.Fingerprint
+			}
+		}
+		return m
+	}
+	ka, kb := kinds(a), kinds(b)
+	for addr, k := range ka {
+		if kb[addr] != k {
+			t.Errorf("chunk %s: live %s, core %q", addr, k, kb[addr])
+		}
+	}
+	if len(ka) != len(kb) {
+		t.Errorf("live reports %d chunks, core %d", len(ka), len(kb))
+	}
 }
