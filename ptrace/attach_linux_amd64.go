@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,7 +32,8 @@ type attacher struct {
 	srv     *server
 	p       *Process
 	tracees map[int]*tracee
-	skipped map[int]bool // zombie or vanished threads, already warned about
+	skipped map[int]bool // zombie or exited threads, not to be seized again
+	exited  []int        // threads that exited while we attached
 }
 
 // Attach freezes the running process pid: it seizes every thread, stops
@@ -61,9 +63,7 @@ func AttachContext(ctx context.Context, pid int) (*Process, error) {
 	err = srv.do(func() error {
 		err := a.attach(ctx)
 		if err != nil {
-			// Threads that have not stopped yet cannot be detached;
-			// the kernel releases them when the server thread exits.
-			a.detachAll()
+			a.abort()
 		}
 		return err
 	})
@@ -169,6 +169,10 @@ func (a *attacher) attach(ctx context.Context) error {
 		}
 		return tids[i] < tids[j]
 	})
+	if n := len(a.exited); n > 0 {
+		sort.Ints(a.exited)
+		a.p.warnf("%d thread(s) exited while heapsift attached: %v", n, a.exited)
+	}
 	if err := a.p.snapshot(tids); err != nil {
 		return fmt.Errorf("attach %d: %w", pid, err)
 	}
@@ -190,19 +194,20 @@ func (a *attacher) seize(tid int) (bool, error) {
 		if tid == pid && len(a.tracees) == 0 {
 			return false, fmt.Errorf("attach %d: %w with pid %d", pid, ErrNoProcess, pid)
 		}
-		a.skip(tid, "thread %d exited while heapsift attached", tid)
+		a.exit(tid)
 		return false, nil
 	case unix.EPERM:
 		st, serr := readStat(taskDir(pid, tid) + "/stat")
 		switch {
 		case serr != nil:
-			a.skip(tid, "thread %d exited while heapsift attached", tid)
+			a.exit(tid)
 			return false, nil
 		case st.state == 'Z' || st.state == 'X':
 			if tid == pid {
-				a.skip(tid, "main thread %d has exited; its registers are gone", tid)
+				a.skipped[tid] = true
+				a.p.warnf("the main thread (%d) has exited; its registers are gone", tid)
 			} else {
-				a.skip(tid, "thread %d exited while heapsift attached", tid)
+				a.exit(tid)
 			}
 			return false, nil
 		}
@@ -214,9 +219,10 @@ func (a *attacher) seize(tid int) (bool, error) {
 	return false, fmt.Errorf("attach %d: seize thread %d: %w", pid, tid, err)
 }
 
-func (a *attacher) skip(tid int, format string, args ...any) {
+// exit records a thread that exited while we attached.
+func (a *attacher) exit(tid int) {
 	a.skipped[tid] = true
-	a.p.warnf(format, args...)
+	a.exited = append(a.exited, tid)
 }
 
 // waitStopped waits until every tracee is in a ptrace-stop.
@@ -251,7 +257,7 @@ func (a *attacher) handle(tid int, ws unix.WaitStatus) (bool, error) {
 			return true, fmt.Errorf("attach %d: %w while heapsift attached", pid, ErrExited)
 		}
 		if t != nil && !t.foreign {
-			a.skip(tid, "thread %d exited while heapsift attached", tid)
+			a.exit(tid)
 		}
 		return a.allStopped(), nil
 	}
@@ -300,16 +306,41 @@ func (a *attacher) prune() (bool, error) {
 		}
 		if _, err := os.Stat(taskDir(a.p.pid, tid)); errors.Is(err, os.ErrNotExist) && !t.foreign {
 			delete(a.tracees, tid)
-			a.skip(tid, "thread %d vanished while heapsift attached", tid)
+			a.exit(tid)
 		}
 	}
 	return a.allStopped(), nil
+}
+
+// abortGrace is how long an aborted attach waits for interrupted threads
+// to stop, so that they can be detached with their pending signal.
+const abortGrace = 200 * time.Millisecond
+
+// abort releases every tracee after a failed attach. Threads that do not
+// stop within abortGrace (uninterruptible sleep) cannot be detached; the
+// kernel releases them when the server thread exits.
+func (a *attacher) abort() {
+	if !a.allStopped() {
+		ctx, cancel := context.WithTimeout(context.Background(), abortGrace)
+		_ = a.srv.wait(ctx, -1, 0, a.handle, a.prune)
+		cancel()
+	}
+	_ = a.detachAll()
 }
 
 // detachAll detaches every stopped tracee, delivering the signal it was
 // stopped for, if any. Tracees that are not stopped cannot be detached;
 // they are released when the server thread exits.
 func (a *attacher) detachAll() error {
+	// Reap threads that were killed (SIGKILL) while stopped, so that they
+	// do not linger as traced zombies.
+	for {
+		tid, ws, err := a.srv.poll(-1, 0)
+		if err != nil || tid == 0 {
+			break
+		}
+		_, _ = a.handle(tid, ws)
+	}
 	var errs []error
 	for tid, t := range a.tracees {
 		if !t.stopped {

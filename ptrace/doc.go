@@ -18,7 +18,10 @@
 // of the tracer) and may run concurrently from any goroutine.
 //
 // The target is only ever read: the package never writes its memory or
-// registers.
+// registers. Like any debugger attach (gdb, gcore), stopping a thread
+// interrupts the system call it sleeps in: most restart transparently
+// (read, poll, nanosleep, futex), but epoll_wait, sigtimedwait and a few
+// others return EINTR to the program, which well-written programs retry.
 //
 // Always release what you froze, on every path, including panics and
 // Ctrl-C. Detach is idempotent and safe to call from any goroutine:

@@ -155,11 +155,14 @@ func attach(t *testing.T, pid int) *Process {
 // tracer is "us" for a thread of this process, else TracerPid.
 func taskStates(t *testing.T, pid int) map[int]string {
 	t.Helper()
+	m := map[int]string{}
 	tids, err := listTasks(pid)
+	if errors.Is(err, os.ErrNotExist) {
+		return m
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := map[int]string{}
 	for _, tid := range tids {
 		st, err := readStat(taskDir(pid, tid) + "/stat")
 		if err != nil {

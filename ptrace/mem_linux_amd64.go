@@ -13,8 +13,12 @@ import (
 // iovMax is IOV_MAX: the most iovecs one process_vm_readv call accepts.
 const iovMax = 1024
 
-// A Req is one range for ReadBatch.
+// A Req is one range for ReadBatch: Buf receives the len(Buf) bytes at
+// Addr, and Err is set to nil if all of Buf was read, else to why not
+// (wrapping addrspace.ErrUnreadable for memory that is not there).
 type Req = addrspace.Req
+
+var _ addrspace.BatchReader = (*Process)(nil)
 
 // ReadAt reads len(b) bytes at addr. Like io.ReaderAt, it returns n <
 // len(b) only with an error; memory outside the readable mappings gives

@@ -250,10 +250,12 @@ func (r *Runner) waitChild(ctx context.Context, flags int) (unix.WaitStatus, err
 // is held in its exit stop, with its registers, and the memory is intact.
 // Release it with Finish (or Process.Detach, or Close).
 //
-// If ctx ends first, WaitExit returns ctx.Err() and the program runs on;
-// WaitExit may be called again. If the program is gone without an exit
-// stop (killed by SIGKILL), the error wraps ErrExited. Once frozen,
-// WaitExit returns the same Process again.
+// A program killed by a signal is frozen too (SIGSEGV, or even SIGKILL on
+// current kernels); Status tells which signal. If ctx ends first,
+// WaitExit returns ctx.Err() and the program runs on; WaitExit may be
+// called again. If the program is gone without an exit stop (some kernels
+// skip it for SIGKILL), the error wraps ErrExited. Once frozen, WaitExit
+// returns the same Process again.
 func (r *Runner) WaitExit(ctx context.Context) (*Process, error) {
 	select {
 	case <-r.frozen:

@@ -200,16 +200,23 @@ func TestRunGroupStop(t *testing.T) {
 
 func TestRunExec(t *testing.T) {
 	prog := binary(t, "prog")
-	r := start(t, nil, "exec", prog, "exit", "9")
-	p := waitExit(t, r)
-	if args := p.Info().Args; len(args) != 3 || args[1] != "exit" || args[2] != "9" {
-		t.Errorf("args %q, want those of the exec'd image", args)
-	}
-	if n := len(p.Threads()); n != 1 {
-		t.Errorf("%d threads after execve, want 1", n)
-	}
-	if st := finish(t, r); st.Code != 9 {
-		t.Errorf("Finish() = %v, want exit code 9", st)
+	// From the main thread, and from another thread (which takes over the
+	// main thread's id).
+	for _, mode := range []string{"exec", "thread-exec"} {
+		t.Run(mode, func(t *testing.T) {
+			r := start(t, nil, mode, prog, "mtexit", "2")
+			p := waitExit(t, r)
+			if args := p.Info().Args; len(args) != 3 || args[1] != "mtexit" || args[2] != "2" {
+				t.Errorf("args %q, want those of the exec'd image", args)
+			}
+			threads := p.Threads()
+			if len(threads) != 3 || threads[0].TID != r.Pid() {
+				t.Errorf("%d threads after execve, want 3, the main thread first", len(threads))
+			}
+			if st := finish(t, r); st.Code != 3 {
+				t.Errorf("Finish() = %v, want exit code 3", st)
+			}
+		})
 	}
 }
 

@@ -52,16 +52,35 @@ func newServer() *server {
 	// tracer's process; that is what wakes the server, so that no call
 	// ever blocks in wait4 and every request stays responsive.
 	signal.Notify(s.sigchld, unix.SIGCHLD)
-	go s.run()
+	go func() {
+		runtime.LockOSThread()
+		if unix.Gettid() != unix.Getpid() {
+			s.run()
+			return
+		}
+		// This is the main thread, which the runtime parks instead of
+		// terminating when a locked goroutine exits (see run). Start
+		// the server from here: while this goroutine holds the main
+		// thread, the server cannot land on it.
+		locked := make(chan struct{})
+		go func() {
+			runtime.LockOSThread()
+			close(locked)
+			s.run()
+		}()
+		<-locked
+		runtime.UnlockOSThread()
+	}()
 	return s
 }
 
+// run serves requests. It must be called locked to a thread other than
+// the main thread, and never unlocks it: when run returns, the thread
+// exits with it, so that a ptrace link left behind on some error path is
+// released by the kernel (which detaches, or kills with
+// PTRACE_O_EXITKILL) instead of leaking to a thread that would run other
+// goroutines.
 func (s *server) run() {
-	// Never unlocked: when run returns, the thread exits with it, so that
-	// a ptrace link left behind on some error path is released by the
-	// kernel (which detaches, or kills with PTRACE_O_EXITKILL) instead of
-	// leaking to a thread that would run other goroutines.
-	runtime.LockOSThread()
 	defer close(s.done)
 	defer signal.Stop(s.sigchld)
 	tick := time.NewTicker(pollInterval)

@@ -51,6 +51,7 @@ func (e *env) run(args []string) error {
 	if err != nil {
 		return err
 	}
+	defer r.Close() // on a panic, kill and reap the program; no-op after Finish
 	p, err := r.WaitExit(context.Background())
 	if err != nil {
 		r.Finish()

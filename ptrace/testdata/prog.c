@@ -6,6 +6,7 @@
 //   mtexit N      N threads spin with r12 = 0xfeed0000+i; main exits with 3
 //   stopself      raise SIGSTOP; exit 5 once continued
 //   exec ARGS...  start threads, then execv(ARGS)
+//   thread-exec ARGS...  like exec, but from a second thread
 //   threadexit    threads come and go (pthread_exit), then exit 4
 //   mainexit      the main thread exits; the last thread exits with 6
 //   hello         write "hello" to stdout; exit 0
@@ -30,11 +31,12 @@ static void on_usr1(int sig) {
 
 static void *spin_r12(void *arg) {
 	uint64_t v = 0xfeed0000ULL + (uintptr_t)arg;
-	__sync_fetch_and_add(&running, 1);
-	__asm__ volatile("movq %0, %%r12\n"
+	// running counts the threads whose r12 holds its value.
+	__asm__ volatile("movq %1, %%r12\n\t"
+			 "lock incl %0\n"
 			 "1:\tpause\n\t"
 			 "jmp 1b"
-			 :
+			 : "+m"(running)
 			 : "r"(v)
 			 : "r12");
 	return 0;
@@ -68,6 +70,16 @@ static void *last(void *arg) {
 	(void)arg;
 	usleep(50000);
 	exit(6);
+}
+
+static char **exec_argv;
+
+static void *execer(void *arg) {
+	(void)arg;
+	usleep(10000);
+	execv(exec_argv[0], exec_argv);
+	perror("execv");
+	exit(2);
 }
 
 static void spawn(void *(*fn)(void *), void *arg) {
@@ -121,6 +133,14 @@ int main(int argc, char **argv) {
 		execv(argv[2], argv + 2);
 		perror("execv");
 		return 2;
+	}
+	if (!strcmp(mode, "thread-exec") && argc > 2) {
+		exec_argv = argv + 2;
+		for (int i = 0; i < 3; i++)
+			spawn(idle, 0);
+		spawn(execer, 0);
+		for (;;)
+			pause();
 	}
 	if (!strcmp(mode, "threadexit")) {
 		for (int round = 0; round < 20; round++) {

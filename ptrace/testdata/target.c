@@ -62,14 +62,18 @@ static void *churner(void *arg) {
 	return 0;
 }
 
+static volatile int r12ready;
+
 static void *r12loop(void *arg) {
 	(void)arg;
 	uint64_t v = 0x1122334455667788ULL, w = 0x0badc0ffee0ddf00ULL;
-	__asm__ volatile("movq %0, %%r12\n\t"
-			 "movq %1, %%xmm5\n"
+	// r12ready is set once the registers hold their values.
+	__asm__ volatile("movq %1, %%r12\n\t"
+			 "movq %2, %%xmm5\n\t"
+			 "movl $1, %0\n"
 			 "1:\tpause\n\t"
 			 "jmp 1b"
-			 :
+			 : "=m"(r12ready)
 			 : "r"(v), "r"(w)
 			 : "r12", "xmm5");
 	return 0;
@@ -130,8 +134,11 @@ int main(int argc, char **argv) {
 		start(spinner, 0);
 	for (int i = 0; i < nchurn; i++)
 		start(churner, 0);
-	if (r12)
+	if (r12) {
 		start(r12loop, 0);
+		while (!r12ready)
+			usleep(100);
+	}
 	if (raise_)
 		start(raiser, &raiser_t);
 
