@@ -43,28 +43,37 @@ type Target struct {
 
 // A Group is a set of leaked chunks with the same kind and fingerprint.
 type Group struct {
-	Fingerprint string   `json:"fingerprint"`
-	Kind        string   `json:"kind"`
-	Size        uint64   `json:"size"`
-	Count       int      `json:"count"`
-	Bytes       uint64   `json:"bytes"`
-	Type        string   `json:"type,omitempty"`
-	Strings     []string `json:"strings"`
-	Addresses   []string `json:"addresses"`
-	Example     []byte   `json:"-"`
-	Hexdump     []string `json:"hexdump"`
-	ExampleAddr string   `json:"example"`
+	Fingerprint string `json:"fingerprint"`
+	Kind        string `json:"kind"`
+	Size        uint64 `json:"size"`
+	Count       int    `json:"count"`
+	Bytes       uint64 `json:"bytes"`
+	Type        string `json:"type,omitempty"`
+	// VtableModule is the module that holds the type's vtable.
+	VtableModule string `json:"vtable_module,omitempty"`
+	// Baseline says how a baseline judged the group: "new", "grew
+	// (...)" or "accepted"; empty without a baseline.
+	Baseline string `json:"baseline,omitempty"`
+	// SuppressedBy names the suppression rule (file:line) that hid it.
+	SuppressedBy string   `json:"suppressed_by,omitempty"`
+	Strings      []string `json:"strings"`
+	Addresses    []string `json:"addresses"`
+	Example      []byte   `json:"-"`
+	Hexdump      []string `json:"hexdump"`
+	ExampleAddr  string   `json:"example"`
 }
 
 // Report is a complete leak report.
 type Report struct {
-	Version  int                `json:"version"`
-	Target   Target             `json:"target"`
-	Summary  Summary            `json:"summary"`
-	Groups   []Group            `json:"groups"`
-	Findings []heapwalk.Finding `json:"findings"`
-	Warnings []string           `json:"warnings"`
-	Stats    Stats              `json:"stats"`
+	Version int     `json:"version"`
+	Target  Target  `json:"target"`
+	Summary Summary `json:"summary"`
+	Groups  []Group `json:"groups"`
+	// Suppressed holds the groups that suppression rules hid.
+	Suppressed []Group            `json:"suppressed,omitempty"`
+	Findings   []heapwalk.Finding `json:"findings"`
+	Warnings   []string           `json:"warnings"`
+	Stats      Stats              `json:"stats"`
 }
 
 // Stats are facts about the analysis itself.
@@ -140,7 +149,8 @@ func Build(s addrspace.Space, h *heapwalk.Heap, res *scan.Result, opt Options) *
 		g := groups[k]
 		if g == nil {
 			g = &Group{Fingerprint: fmt.Sprintf("%016x", fp), Kind: v.String(), Size: usable, Type: typ,
-				Strings: []string{}, Example: head[:min(len(head), 64)], ExampleAddr: c.User(i).String()}
+				VtableModule: vtableModule(sp, head),
+				Strings:      []string{}, Example: head[:min(len(head), 64)], ExampleAddr: c.User(i).String()}
 			groups[k] = g
 			order = append(order, k)
 		}
@@ -204,7 +214,7 @@ func fingerprint(sp *space, usable uint64, head, text []byte) (uint64, string) {
 	fmt.Fprintf(h, "size=%d;", usable)
 	typ := ""
 	if len(head) >= 8 {
-		typ = sp.typeOf(binary.LittleEndian.Uint64(head))
+		typ, _ = sp.typeOf(binary.LittleEndian.Uint64(head))
 	}
 	fmt.Fprintf(h, "type=%s;", typ)
 	for off := 0; off+8 <= len(head) && off < fingerprintBytes; off += 8 {
@@ -284,4 +294,12 @@ func hexdump(b []byte, _ string) []string {
 		out = append(out, fmt.Sprintf("%04x  %s |%s|", off, hx.String(), asc.String()))
 	}
 	return out
+}
+
+func vtableModule(sp *space, head []byte) string {
+	if len(head) < 8 {
+		return ""
+	}
+	_, mod := sp.typeOf(binary.LittleEndian.Uint64(head))
+	return mod
 }

@@ -135,20 +135,21 @@ func (sp *space) symbol(v uint64) (mod, sym string, off uint64) {
 
 // typeOf names the C++ type of an object whose first word is w, when w
 // points into a vtable.
-func (sp *space) typeOf(w uint64) string {
+// It also returns the base name of the module that holds the vtable.
+func (sp *space) typeOf(w uint64) (typ, module string) {
 	if w == 0 || w&7 != 0 || sp.module(w) == nil {
-		return ""
+		return "", ""
 	}
-	_, sym, _ := sp.symbol(w)
+	mod, sym, _ := sp.symbol(w)
 	if len(sym) < 5 || sym[:4] != "_ZTV" {
-		return ""
+		return "", ""
 	}
 	if sp.demangl != nil {
 		if t, ok := sp.demangl(sym); ok {
-			return t
+			return t, mod
 		}
 	}
-	return sym
+	return sym, mod
 }
 
 // pointerMark replaces a pointer word in a chunk's bytes: non-printable,

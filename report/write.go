@@ -20,6 +20,8 @@ type TextOptions struct {
 	MaxGroups    int // groups shown in full (0: all)
 	MaxAddresses int // addresses listed per group (default 4)
 	Verbose      bool
+	// ShowSuppressed lists the groups that suppressions hid.
+	ShowSuppressed bool
 }
 
 // WriteText writes the report for people.
@@ -47,10 +49,32 @@ func WriteText(w io.Writer, r *Report, opt TextOptions) error {
 		p("warning: %s\n", wmsg)
 	}
 	p("\n")
+	writeGroups(p, r.Groups, opt)
+	if opt.ShowSuppressed && len(r.Suppressed) > 0 {
+		p("SUPPRESSED:\n\n")
+		writeGroups(p, r.Suppressed, opt)
+	}
+	s := r.Summary
+	p("LEAK SUMMARY:\n")
+	p("   definitely lost: %s bytes in %s blocks\n", num(s.Definite.Bytes), num(s.Definite.Chunks))
+	p("   indirectly lost: %s bytes in %s blocks\n", num(s.Indirect.Bytes), num(s.Indirect.Chunks))
+	p("     possibly lost: %s bytes in %s blocks\n", num(s.Possible.Bytes), num(s.Possible.Chunks))
+	p("   still reachable: %s bytes in %s blocks\n", num(s.Reachable.Bytes), num(s.Reachable.Chunks))
+	if n := len(r.Suppressed); n > 0 {
+		blocks := 0
+		for _, g := range r.Suppressed {
+			blocks += g.Count
+		}
+		p("        suppressed: %s blocks in %d group(s)\n", num(uint64(blocks)), n)
+	}
+	return nil
+}
+
+func writeGroups(p func(string, ...any), groups []Group, opt TextOptions) {
 	shown := 0
-	for _, g := range r.Groups {
+	for _, g := range groups {
 		if opt.MaxGroups > 0 && shown >= opt.MaxGroups {
-			p("... %d more group(s); use --json or --all for every one\n\n", len(r.Groups)-shown)
+			p("... %d more group(s); use --json or --all for every one\n\n", len(groups)-shown)
 			break
 		}
 		shown++
@@ -59,7 +83,14 @@ func WriteText(w io.Writer, r *Report, opt TextOptions) error {
 		if g.Type != "" {
 			p(", type %s", g.Type)
 		}
-		p("  [%s]\n", g.Fingerprint)
+		p("  [%s]", g.Fingerprint)
+		switch {
+		case g.SuppressedBy != "":
+			p("  suppressed by %s", g.SuppressedBy)
+		case g.Baseline != "":
+			p("  %s", g.Baseline)
+		}
+		p("\n")
 		if len(g.Strings) > 0 {
 			qs := make([]string, len(g.Strings))
 			for i, s := range g.Strings {
@@ -79,13 +110,6 @@ func WriteText(w io.Writer, r *Report, opt TextOptions) error {
 		}
 		p("\n")
 	}
-	s := r.Summary
-	p("LEAK SUMMARY:\n")
-	p("   definitely lost: %s bytes in %s blocks\n", num(s.Definite.Bytes), num(s.Definite.Chunks))
-	p("   indirectly lost: %s bytes in %s blocks\n", num(s.Indirect.Bytes), num(s.Indirect.Chunks))
-	p("     possibly lost: %s bytes in %s blocks\n", num(s.Possible.Bytes), num(s.Possible.Chunks))
-	p("   still reachable: %s bytes in %s blocks\n", num(s.Reachable.Bytes), num(s.Reachable.Chunks))
-	return nil
 }
 
 // num formats n with thousands separators, as valgrind does.

@@ -91,10 +91,10 @@ func Run(s addrspace.Space, h *heapwalk.Heap, opt Options) *Result {
 func (m *marker) markRoots() {
 	for _, t := range m.s.Threads() {
 		for _, w := range t.Regs.Words() {
-			m.consider(w, true, false)
+			m.consider(w, true, false, false)
 		}
 		for _, w := range t.VectorWords() {
-			m.consider(w, true, false)
+			m.consider(w, true, false, false)
 		}
 		if !m.opt.NoHeuristics && t.Regs.FsBase != 0 {
 			// glibc's TCB holds the thread's DTV as dtv+1, 16 bytes into
@@ -131,24 +131,28 @@ func (m *marker) scanRange(start, end addrspace.Addr, definite, interiorOK bool)
 				pe := min(p.AlignDown(4096)+4096, a+addrspace.Addr(n))
 				pb := b[:pe-p]
 				if _, err := m.s.ReadAt(pb, p); err == nil {
-					m.scanWords(pb, definite, interiorOK)
+					m.scanWords(pb, p, definite, interiorOK)
 				}
 			}
 		} else {
-			m.scanWords(b, definite, interiorOK)
+			m.scanWords(b, a, definite, interiorOK)
 		}
 		a += addrspace.Addr(n)
 	}
 }
 
-func (m *marker) scanWords(b []byte, definite, interiorOK bool) {
+func (m *marker) scanWords(b []byte, base addrspace.Addr, definite, interiorOK bool) {
 	m.res.ScannedBytes += uint64(len(b))
 	lo, hi := m.lo, m.hi
+	var prev uint64
 	for i := 0; i+8 <= len(b); i += 8 {
 		w := binary.LittleEndian.Uint64(b[i:])
 		if w >= lo && w < hi {
-			m.consider(w, definite, interiorOK)
+			// A word that follows a pointer to itself may be a TCB's dtv
+			// field (tcbhead_t: tcb, dtv, self).
+			m.consider(w, definite, interiorOK, i >= 8 && prev == uint64(base)+uint64(i-8))
 		}
+		prev = w
 	}
 }
 
@@ -176,16 +180,22 @@ func (m *marker) userChunk(a uint64) int {
 }
 
 // consider handles one word found in memory reached with the given
-// certainty.
-func (m *marker) consider(w uint64, definite, interiorOK bool) {
+// certainty. afterSelf says the word follows a word that points to itself,
+// as a thread's dtv field follows tcbhead_t.tcb.
+func (m *marker) consider(w uint64, definite, interiorOK, afterSelf bool) {
 	i := m.userChunk(w)
 	if i < 0 {
 		return
 	}
-	start := w == uint64(m.c.User(i)) || interiorOK
-	if !start && !m.opt.NoHeuristics && m.v[i] != Reachable && m.heuristic(i, w) {
-		start = true
-		m.res.Heuristic++
+	u := uint64(m.c.User(i))
+	start := w == u || interiorOK
+	if !start && !m.opt.NoHeuristics && m.v[i] != Reachable {
+		// glibc's TCB holds a thread's DTV as dtv+1, 16 bytes into its
+		// calloc'd chunk; the TCBs of exited threads stay in the stack cache.
+		if (afterSelf && w == u+16) || m.heuristic(i, w) {
+			start = true
+			m.res.Heuristic++
+		}
 	}
 	m.push(i, start, definite)
 }
@@ -285,7 +295,7 @@ func (m *marker) drain() {
 				definite := m.v[i] == Reachable
 				if whole {
 					off := int(u - b.start)
-					m.scanWords(buf[off:off+int(m.h.Usable(i))], definite, false)
+					m.scanWords(buf[off:off+int(m.h.Usable(i))], u, definite, false)
 				} else {
 					m.scanRange(u, u+addrspace.Addr(m.h.Usable(i)), definite, false)
 				}

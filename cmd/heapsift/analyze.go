@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/heapsift/heapsift/addrspace"
@@ -22,6 +24,17 @@ type analysisFlags struct {
 	noHeuristics bool
 	verbose      bool
 	all          bool
+
+	// CI
+	suppressions   []string
+	showSuppressed bool
+	baseline       string
+	tolerance      float64
+	writeBaseline  string
+	failOn         []string
+	errorExit      int
+	output         string
+	junit          string
 }
 
 func (a *analysisFlags) register(fs *pflag.FlagSet) {
@@ -31,6 +44,102 @@ func (a *analysisFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&a.noHeuristics, "no-heuristics", false, "count every interior pointer as possible, even new[] arrays, secondary C++ bases and glibc's DTV")
 	fs.BoolVarP(&a.verbose, "verbose", "v", false, "say how glibc's structures were found, and time each phase")
 	fs.BoolVar(&a.all, "all", false, "show every leak group in the text report (default: the 20 largest)")
+	fs.StringSliceVar(&a.suppressions, "suppressions", nil, "hide the leak groups that a rule in FILE matches (see README)")
+	fs.BoolVar(&a.showSuppressed, "show-suppressed", false, "also list the groups that suppressions hid")
+	fs.StringVar(&a.baseline, "baseline", "", "fail only for leak groups not in this baseline FILE, or grown beyond --baseline-tolerance")
+	fs.Float64Var(&a.tolerance, "baseline-tolerance", 0, "growth of a baselined group's count or bytes that is still accepted, in percent")
+	fs.StringVar(&a.writeBaseline, "write-baseline", "", "record the current leak groups in FILE as the accepted baseline")
+	fs.StringSliceVar(&a.failOn, "fail-on", []string{"definite"}, "leak kinds that fail: definite, indirect, possible")
+	fs.IntVar(&a.errorExit, "error-exitcode", exitLeaks, "exit status when leaks that fail were found")
+	fs.StringVarP(&a.output, "output", "o", "", "also write the JSON report to FILE")
+	fs.StringVar(&a.junit, "junit", "", "also write a JUnit XML report to FILE (one test case per process)")
+}
+
+// judge applies suppressions and the baseline, writes the extra report
+// files, and returns the groups that fail the run.
+func (e *env) judge(rep *report.Report, a *analysisFlags) ([]report.Group, error) {
+	kinds := map[string]bool{}
+	for _, k := range a.failOn {
+		for _, k := range strings.Split(k, ",") {
+			switch k = strings.TrimSpace(k); k {
+			case "definite", "indirect", "possible":
+				kinds[k] = true
+			case "":
+			default:
+				return nil, usageErr("--fail-on takes definite, indirect and possible, not %q", k)
+			}
+		}
+	}
+	for _, file := range a.suppressions {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, err
+		}
+		sup, err := report.ParseSuppressions(f, file)
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		rep.Suppress(sup)
+	}
+	if a.writeBaseline != "" {
+		if err := writeFile(a.writeBaseline, func(w io.Writer) error { return report.WriteBaseline(w, rep) }); err != nil {
+			return nil, err
+		}
+	}
+	if a.baseline != "" {
+		f, err := os.Open(a.baseline)
+		if err != nil {
+			return nil, err
+		}
+		b, err := report.ReadBaseline(f, a.baseline)
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		rep.CompareBaseline(b, a.tolerance/100)
+	}
+	failing := rep.Failing(kinds)
+	if a.output != "" {
+		if err := writeFile(a.output, func(w io.Writer) error { return report.WriteJSON(w, rep) }); err != nil {
+			return nil, err
+		}
+	}
+	if a.junit != "" {
+		name := fmt.Sprintf("pid %d: %s", rep.Target.PID, strings.Join(rep.Target.Args, " "))
+		if err := writeFile(a.junit, func(w io.Writer) error {
+			return report.WriteJUnit(w, []report.JUnitCase{{Name: name, Failing: failing}})
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return failing, nil
+}
+
+// summaryLine prints valgrind's one-line summary, which CI logs are
+// grepped for.
+func (e *env) summaryLine(rep *report.Report, failing []report.Group) {
+	blocks, sblocks := 0, 0
+	for _, g := range failing {
+		blocks += g.Count
+	}
+	for _, g := range rep.Suppressed {
+		sblocks += g.Count
+	}
+	fmt.Fprintf(e.stderr, "==%d== ERROR SUMMARY: %d errors from %d contexts (suppressed: %d from %d)\n",
+		rep.Target.PID, blocks, len(failing), sblocks, len(rep.Suppressed))
+}
+
+func writeFile(path string, fn func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := fn(f); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return f.Close()
 }
 
 // analyze walks the heap of a frozen space, scans it and builds a report.
@@ -64,11 +173,5 @@ func (e *env) write(w io.Writer, rep *report.Report, a *analysisFlags) error {
 	if a.all {
 		max = 0
 	}
-	return report.WriteText(w, rep, report.TextOptions{MaxGroups: max, Verbose: a.verbose})
-}
-
-// leaked reports whether the report has any definite, indirect or possible
-// leak of the given kinds.
-func leaked(rep *report.Report) bool {
-	return rep.Summary.Definite.Chunks+rep.Summary.Indirect.Chunks > 0
+	return report.WriteText(w, rep, report.TextOptions{MaxGroups: max, Verbose: a.verbose, ShowSuppressed: a.showSuppressed})
 }

@@ -71,6 +71,23 @@ func (e *env) leaks(args []string) error {
 	return e.finish(rep, &a)
 }
 
+// finish judges and prints the report; failing leaks become the error
+// exit status.
+func (e *env) finish(rep *report.Report, a *analysisFlags) error {
+	failing, err := e.judge(rep, a)
+	if err != nil {
+		return err
+	}
+	if err := e.write(e.stdout, rep, a); err != nil {
+		return err
+	}
+	e.summaryLine(rep, failing)
+	if len(failing) > 0 {
+		return &exitError{code: a.errorExit}
+	}
+	return nil
+}
+
 // open freezes a live process (a PID) or opens a core file. release lets
 // the target go; it is safe to call more than once and from any goroutine,
 // and it also runs on Ctrl-C and SIGTERM.
@@ -114,15 +131,4 @@ func (e *env) open(target string, t *targetFlags) (addrspace.Space, func(), erro
 			p.Detach()
 		})
 	}, nil
-}
-
-// finish prints the report; leaks become exit status 3.
-func (e *env) finish(rep *report.Report, a *analysisFlags) error {
-	if err := e.write(e.stdout, rep, a); err != nil {
-		return err
-	}
-	if leaked(rep) {
-		return &exitError{code: exitLeaks}
-	}
-	return nil
 }

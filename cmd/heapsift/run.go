@@ -27,7 +27,6 @@ func (e *env) run(args []string) error {
 	fs.Usage = func() { fmt.Fprint(e.stderr, runHelp+fs.FlagUsages()) }
 	var a analysisFlags
 	a.register(fs)
-	errorExit := fs.Int("error-exitcode", exitLeaks, "exit status when leaks were found")
 	fs.SetInterspersed(false)
 	if err := fs.Parse(args); err != nil {
 		if err == pflag.ErrHelp {
@@ -62,17 +61,22 @@ func (e *env) run(args []string) error {
 	if aerr != nil {
 		return fmt.Errorf("analyzing %s: %w", argv[0], aerr)
 	}
+	failing, err := e.judge(rep, &a)
+	if err != nil {
+		return err
+	}
 	if err := e.write(e.stdout, rep, &a); err != nil {
 		return err
 	}
+	e.summaryLine(rep, failing)
 	if ferr != nil {
 		return ferr
 	}
 	if st.Signal != 0 {
 		fmt.Fprintf(e.stderr, "heapsift: %s was %v\n", argv[0], st)
 	}
-	if leaked(rep) {
-		return &exitError{code: *errorExit}
+	if len(failing) > 0 {
+		return &exitError{code: a.errorExit}
 	}
 	if st.Signal != 0 {
 		return &exitError{code: 128 + int(st.Signal)}
