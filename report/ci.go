@@ -221,7 +221,7 @@ func ReadBaseline(rd io.Reader, name string) (*Baseline, error) {
 		}
 		f := strings.Fields(text)
 		if len(f) < 4 {
-			return nil, fmt.Errorf("%s:%d: want FINGERPRINT KIND COUNT BYTES ...", name, line)
+			return nil, fmt.Errorf("%s:%d: want FINGERPRINT KIND COUNT BYTES (and more)", name, line)
 		}
 		count, err1 := strconv.Atoi(f[2])
 		bytes, err2 := strconv.ParseUint(f[3], 10, 64)

@@ -1,19 +1,37 @@
 // Package demangle decodes C++ symbol names mangled according to the
-// Itanium C++ ABI (the scheme used by GCC and Clang on Linux), producing
-// the same text as c++filt from GNU binutils.
+// Itanium C++ ABI (the scheme used by GCC and Clang on Linux and most
+// other ELF platforms), producing exactly the text that c++filt from GNU
+// binutils prints (checked against binutils 2.40).
 //
 // heapsift uses it to name the dynamic type of a leaked object from the
 // vtable symbol its first word points into: TypeName("_ZTV6Widget")
-// returns "Widget". Symbol demangles general symbols (functions, data,
-// special names) for reports.
+// returns "Widget". Symbol demangles any symbol (functions, data, special
+// names such as thunks and guard variables) for reports.
 //
 // The demangler was written from the ABI specification
 // (https://itanium-cxx-abi.github.io/cxx-abi/abi.html#mangling). It
-// covers names, types, templates, substitutions, function types,
-// lambdas, local names, ABI tags, special names and a subset of
-// expressions. Input it does not understand, including malformed input,
-// is rejected rather than guessed at: whenever a function here reports
-// ok, its result is what c++filt prints.
+// covers nested, local and unscoped names, templates with type, literal,
+// pack and expression arguments, substitutions and the standard
+// abbreviations, all builtin and compound types (pointers, references,
+// cv-qualifiers, functions with ref-qualifiers and exception
+// specifications, arrays, pointers to members, vector types), operators
+// and conversion operators, constructors and destructors, lambdas and
+// unnamed types, ABI tags, structured bindings, special names, clone
+// suffixes, and the expressions that appear in decltype and template
+// arguments in practice.
+//
+// Input it does not understand is rejected rather than guessed at:
+// whenever a function here reports ok, its result is what c++filt prints.
+// (c++filt by default refuses names longer than 1024 bytes to bound its
+// stack use; for those, the result is what "c++filt --no-recurse-limit"
+// prints.)
+// Not supported (ok is false): C++20 module names, some rarer
+// expressions (fold expressions, noexcept, sizeof... of an alias pack,
+// designated initializers, destructor names in unresolved names),
+// reference temporaries (_ZGR), symbols not starting with _Z (such as
+// _GLOBAL__sub_I_ names or other languages' manglings), symbols longer
+// than 16 KiB, and a few malformed forms for which c++filt's output is an
+// artifact of its implementation.
 //
 // All work is bounded: recursion depth, output length and the number of
 // printing steps are limited, so any input returns quickly and never
@@ -27,13 +45,13 @@ import "strings"
 // 100,000 symbols the longest is 604 bytes and printing never takes more
 // than 6 steps per input byte.
 const (
-	maxInput      = 1 << 14 // bytes of mangled input
-	maxOutput     = 1 << 16 // bytes of demangled output
-	maxParseDepth = 512     // nesting of grammar productions
-	maxPrintDepth = 1024    // nesting while printing (the tree is a DAG)
-	maxSubs       = maxInput
-	baseSteps     = 1 << 11 // print steps allowed, plus stepsPerByte per input byte,
-	stepsPerByte  = 16      // up to maxSteps in all
+	maxInput      = 1 << 14  // bytes of mangled input
+	maxOutput     = 1 << 16  // bytes of demangled output
+	maxParseDepth = 512      // nesting of grammar productions
+	maxPrintDepth = 500      // nesting while printing; see printer.print
+	maxSubs       = maxInput // substitution candidates
+	baseSteps     = 1 << 11  // print steps allowed, plus stepsPerByte per input byte,
+	stepsPerByte  = 16       // up to maxSteps in all
 	maxSteps      = 1 << 17
 )
 
@@ -71,11 +89,9 @@ func TypeName(sym string) (string, bool) {
 }
 
 // demangle parses sym and prints either the whole symbol or, if
-// typeOnly, the type named by a vtable-like special name.
+// typeOnly, the type named by a vtable-like special name. It never
+// panics: an unexpected runtime error is reported as statusBug.
 func demangle(sym string, typeOnly bool) (out string, st status) {
-	if len(sym) < 3 || len(sym) > maxInput || !strings.HasPrefix(sym, "_Z") {
-		return "", statusUnsupported
-	}
 	defer func() {
 		if r := recover(); r != nil {
 			out = ""
@@ -86,20 +102,32 @@ func demangle(sym string, typeOnly bool) (out string, st status) {
 			}
 		}
 	}()
+	out, ok := demangleUnsafe(sym, typeOnly)
+	if !ok {
+		return "", statusUnsupported
+	}
+	return out, statusOK
+}
+
+// demangleUnsafe does the work of demangle. It panics with failure{} on
+// malformed or unsupported input.
+func demangleUnsafe(sym string, typeOnly bool) (string, bool) {
+	if len(sym) < 3 || len(sym) > maxInput || !strings.HasPrefix(sym, "_Z") {
+		return "", false
+	}
 	p := &parser{s: sym, pos: 2}
 	n := p.mangledName(true)
 	if p.pos != len(sym) {
-		return "", statusUnsupported
+		return "", false
 	}
 	if typeOnly {
-		n = vtableType(n)
-		if n == nil {
-			return "", statusUnsupported
+		if n = vtableType(n); n == nil {
+			return "", false
 		}
 	}
 	pr := &printer{maxSteps: min(baseSteps+stepsPerByte*len(sym), maxSteps)}
 	pr.print(n)
-	return string(pr.buf), statusOK
+	return string(pr.buf), true
 }
 
 // vtableType returns the type named by a vtable-like special name, or

@@ -19,8 +19,9 @@ type parser struct {
 	// do not change it).
 	lastName string
 
-	inExpr bool // parsing an expression: "cv" is a cast
-	inConv bool // parsing the type of a conversion operator
+	inExpr    bool // parsing an expression: "cv" is a cast
+	inConv    bool // parsing the type of a conversion operator
+	inNewInit int  // parsing the initializer of a new-expression
 }
 
 func (p *parser) fail() { panic(failure{}) }
@@ -343,9 +344,10 @@ func (p *parser) qualifiers() []qualKind {
 			q.args = []node{p.expression()}
 			p.expect('E')
 		case 'w':
-			for !p.consume('E') {
-				q.args = append(q.args, p.typ())
-			}
+			// Parsed like a parameter list: at least one type, and a
+			// lone void means none.
+			q.args = p.paramList()
+			p.expect('E')
 		}
 		qs = append(qs, q)
 	}
@@ -1067,6 +1069,51 @@ func (p *parser) expression() node {
 	return n
 }
 
+// unresolvedName parses what follows "sr" in an <unresolved-name>:
+//
+//	<unresolved-type> <base-unresolved-name>
+//	N <unresolved-type> <unresolved-qualifier-level>* E <base-unresolved-name>
+//	<unresolved-qualifier-level>+ E <base-unresolved-name>
+//
+// Like c++filt, the N form is parsed as a nested-name type. A source name
+// right after "sr" starts the last form; the form of old GCC versions
+// with a class name as <unresolved-type> is not supported, because
+// c++filt's output for it depends on the context in hard-to-predict ways.
+// For the same reason only the last form is accepted in the initializer
+// of a new-expression.
+func (p *parser) unresolvedName() node {
+	if !isDigit(p.peek()) {
+		if p.inNewInit > 0 {
+			p.fail()
+		}
+		return p.baseUnresolvedName(p.typ())
+	}
+	var scope node
+	for !p.consume('E') {
+		var lvl node = &nameNode{s: p.sourceIdent()}
+		if p.peek() == 'I' {
+			lvl = &templateNode{n: lvl, args: p.templateArgs()}
+		}
+		if scope == nil {
+			scope = lvl
+		} else {
+			scope = &qualName{scope: scope, n: lvl}
+		}
+	}
+	return p.baseUnresolvedName(scope)
+}
+
+// baseUnresolvedName parses a name and optional template arguments and
+// qualifies it with scope. The template arguments apply to the whole
+// qualified name, which matters for parenthesization in expressions.
+func (p *parser) baseUnresolvedName(scope node) node {
+	var n node = &qualName{scope: scope, n: p.unqualifiedName(nil)}
+	if p.peek() == 'I' {
+		n = &templateNode{n: n, args: p.templateArgs()}
+	}
+	return n
+}
+
 // exprList parses <expression>* up to and including term.
 func (p *parser) exprList(term byte) *exprList {
 	l := &exprList{}
@@ -1101,33 +1148,8 @@ func (p *parser) expr1() node {
 	case c == 'T':
 		return p.templateParam()
 	case c == 's' && c2 == 'r':
-		// <unresolved-name>: sr <unresolved-type> <base-unresolved-name>,
-		// srN <unresolved-type> <level>+ E <base>, sr <level>+ E <base>.
-		// c++filt parses the srN form as a nested-name type; the
-		// unqualified levels of the last form are not substitution
-		// candidates.
 		p.pos += 2
-		var scope node
-		if isDigit(p.peek()) {
-			for !p.consume('E') {
-				var lvl node = &nameNode{s: p.sourceIdent()}
-				if p.peek() == 'I' {
-					lvl = &templateNode{n: lvl, args: p.templateArgs()}
-				}
-				if scope == nil {
-					scope = lvl
-				} else {
-					scope = &qualName{scope: scope, n: lvl}
-				}
-			}
-		} else {
-			scope = p.typ()
-		}
-		var n node = &qualName{scope: scope, n: p.unqualifiedName(nil)}
-		if p.peek() == 'I' {
-			n = &templateNode{n: n, args: p.templateArgs()}
-		}
-		return n
+		return p.unresolvedName()
 	case c == 's' && c2 == 'p':
 		p.pos += 2
 		return &packExpansion{pattern: p.expr()}
@@ -1138,6 +1160,11 @@ func (p *parser) expr1() node {
 		}
 		return &funcParam{idx: p.compactNumber() + 1}
 	case isDigit(c) || (c == 'o' && c2 == 'n'):
+		if c == 'o' {
+			// Consumed here, "on cv" still parses as a cast, which
+			// c++filt cannot print (unlike after "sr" or "dt").
+			p.pos += 2
+		}
 		n := p.unqualifiedName(nil)
 		if p.peek() == 'I' {
 			n = &templateNode{n: n, args: p.templateArgs()}
@@ -1217,7 +1244,9 @@ func (p *parser) expr1() node {
 			case p.consume('E'):
 			case p.peek() == 'p' && p.peekAt(1) == 'i':
 				p.pos += 2
+				p.inNewInit++
 				e.init = p.exprList('E')
+				p.inNewInit--
 			case p.peek() == 'i' && p.peekAt(1) == 'l':
 				e.init = p.expr()
 			default:

@@ -21,10 +21,10 @@ type modRole uint8
 
 const (
 	mkType   modRole = iota // *modType, *cvType, *ptrMemType, *vendorQual, *vectorType
-	mkFunc                   // *funcType whose return type is being printed
-	mkArray                  // *arrayType whose element type is being printed
-	mkName                   // the name of the function being printed
-	mkFnQual                 // qualifiers printed after a parameter list
+	mkFunc                  // *funcType whose return type is being printed
+	mkArray                 // *arrayType whose element type is being printed
+	mkName                  // the name of the function being printed
+	mkFnQual                // qualifiers printed after a parameter list
 )
 
 // pmod is one entry of the modifier stack.
@@ -132,6 +132,13 @@ func (p *printer) push(n node, kind modRole) *pmod {
 }
 
 // print prints any node.
+//
+// The nesting depth is limited to maxPrintDepth. c++filt gives up when
+// its printer recurses more than 1024 levels deep, counting a level per
+// list element and per cv-qualifier, where this printer iterates; those
+// are counted here too, and as c++filt's printer uses at most about two
+// levels for each of ours, the lower limit keeps us from printing what
+// c++filt would reject.
 func (p *printer) print(n node) {
 	p.tick()
 	p.depth++
@@ -293,7 +300,7 @@ func (p *printer) printNode(n node) {
 	case *nullaryExpr:
 		p.printExprOp(n.op)
 	case *newExpr:
-		p.printExprOp(n.op)
+		p.str("new ") // also for new[]
 		if len(n.placement.items) > 0 {
 			p.printSubexpr(n.placement)
 			p.byte(' ')
@@ -329,7 +336,11 @@ func (p *printer) printList(items []node) {
 	}
 	type mark struct{ buf, chunk, flushes int }
 	marks := make([]mark, len(items))
+	// c++filt prints lists recursively, one level per element; count
+	// them so that its recursion limit is never exceeded (see print).
+	hold := p.depth
 	for i := 1; i < len(items); i++ {
+		p.depth++
 		if p.chunk >= cxxfiltBuf-2 {
 			// c++filt flushes first so that ", " stays in one piece.
 			p.chunk = 0
@@ -339,6 +350,7 @@ func (p *printer) printList(items []node) {
 		marks[i] = mark{len(p.buf), p.chunk, p.flushes}
 		p.print(items[i])
 	}
+	p.depth = hold
 	for i := len(items) - 1; i >= 1; i-- {
 		m := marks[i]
 		if len(p.buf) != m.buf || p.chunk != m.chunk || p.flushes != m.flushes {
@@ -354,7 +366,9 @@ func (p *printer) printTemplate(t *templateNode) {
 	holdCur, holdMods := p.curTmpl, p.mods
 	p.curTmpl, p.mods = t, nil
 	p.print(t.n)
+	p.depth++ // the argument list is a level of its own in c++filt
 	p.printArgs(t.args)
+	p.depth--
 	p.curTmpl, p.mods = holdCur, holdMods
 }
 
@@ -437,8 +451,11 @@ func (p *printer) findPack1(n node) *argPack {
 	case nil:
 		return nil
 	case *templateParam:
-		if p.tmpl == nil || n.idx >= len(p.tmpl.args) {
+		if p.tmpl == nil {
 			p.fail()
+		}
+		if n.idx >= len(p.tmpl.args) {
+			return nil
 		}
 		pack, _ := p.tmpl.args[n.idx].(*argPack)
 		return pack
@@ -607,7 +624,9 @@ func (p *printer) printCV(cv string, inner node) {
 		}
 		pushed = append(pushed, p.push(&cvType{cv: cv[i : i+1]}, mkType))
 	}
+	p.depth += len(cv) // one level per qualifier in c++filt
 	p.print(inner)
+	p.depth -= len(cv)
 	for i := len(pushed) - 1; i >= 0; i-- {
 		m := pushed[i]
 		if !m.printed {
@@ -909,7 +928,11 @@ func (p *printer) printArrayType(a *arrayType, mods *pmod) {
 // printTypedName prints a function: return type, name, parameters and
 // qualifiers, with the name placed inside the declarator.
 func (p *printer) printTypedName(t *typedName) {
+	// A function named inside a type (a template argument such as
+	// L_Z1gvE reached through T_) does not take part in the declarator
+	// being printed around it: "g()* f<g()>()".
 	hold := p.mods
+	p.mods = nil
 	var pushed []*pmod
 	name := t.name
 	if cn, ok := name.(*cvName); ok {
