@@ -206,7 +206,8 @@ type Space interface {
 	// one that crashed in a core).
 	Threads() []Thread
 	// ReadAt reads len(p) bytes at addr. Like io.ReaderAt, it returns
-	// n < len(p) only with a non-nil error.
+	// n < len(p) only with a non-nil error. It must be safe to call from
+	// several goroutines at once.
 	ReadAt(p []byte, addr Addr) (n int, err error)
 	// OpenFile opens the file that backs a mapping, as the target names
 	// it (for a core, through the sysroot and search path).

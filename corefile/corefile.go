@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/heapsift/heapsift/addrspace"
@@ -49,6 +50,7 @@ type Core struct {
 	threads  []addrspace.Thread
 	info     addrspace.Info
 	opt      Options
+	mu       sync.Mutex          // guards files and warnings: reads may be concurrent
 	files    map[string]*backing // by path as the core names it
 	warnings []string
 }
@@ -355,7 +357,11 @@ func (c *Core) Mappings() []addrspace.Mapping { return c.maps }
 func (c *Core) Threads() []addrspace.Thread { return c.threads }
 
 // Warnings implements addrspace.Space.
-func (c *Core) Warnings() []string { return c.warnings }
+func (c *Core) Warnings() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.warnings...)
+}
 
 // ReadAt implements addrspace.Space: dumped bytes come from the core,
 // others from the mapped file when it matches.
@@ -409,12 +415,14 @@ func (c *Core) readSome(p []byte, a addrspace.Addr) (int, error) {
 
 // backing returns the file that backs path when it matches the core.
 func (c *Core) backing(path string) *os.File {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	b, ok := c.files[path]
 	if !ok {
 		b = c.openBacking(path)
 		c.files[path] = b
 		if b.why != "" {
-			c.warnf("%s: %s", path, b.why)
+			c.warnings = append(c.warnings, fmt.Sprintf("%s: %s", path, b.why))
 		}
 	}
 	return b.f

@@ -12,7 +12,7 @@ import (
 // former leader reached that way becomes indirect too. What stays a leader
 // is exactly one member of each group of leaked chunks that nothing outside
 // the group points to: a lone leak, or one member of an unreferenced cycle.
-func (m *marker) classifyLeaks() {
+func (m *marker) classifyLeaks(w *worker) {
 	const leader = Definite
 	var stack []int32
 	for i := range m.v {
@@ -24,7 +24,7 @@ func (m *marker) classifyLeaks() {
 		for len(stack) > 0 {
 			j := int(stack[len(stack)-1])
 			stack = stack[:len(stack)-1]
-			m.eachPointer(j, func(k int) {
+			w.eachPointer(j, func(k int) {
 				switch {
 				case k == i:
 				case m.v[k] == Unreached:
@@ -39,15 +39,16 @@ func (m *marker) classifyLeaks() {
 }
 
 // eachPointer calls fn for every chunk that chunk j's contents point into.
-func (m *marker) eachPointer(j int, fn func(k int)) {
+func (w *worker) eachPointer(j int, fn func(k int)) {
+	m := w.m
 	u := m.c.User(j)
 	end := u + addrspace.Addr(m.h.Usable(j))
 	for a := u; a < end; {
 		n := min(uint64(end-a), 1<<20)
-		if cap(m.buf) < int(n) {
-			m.buf = make([]byte, n)
+		if cap(w.buf) < int(n) {
+			w.buf = make([]byte, n)
 		}
-		b := m.buf[:n]
+		b := w.buf[:n]
 		if _, err := m.s.ReadAt(b, a); err != nil {
 			return
 		}

@@ -2,7 +2,10 @@ package scan
 
 import (
 	"encoding/binary"
+	"runtime"
 	"sort"
+	"sync"
+	"sync/atomic"
 
 	"github.com/heapsift/heapsift/addrspace"
 	"github.com/heapsift/heapsift/heapwalk"
@@ -32,6 +35,8 @@ type Options struct {
 	// NoHeuristics turns off the interior-pointer rules that recognize
 	// new[] arrays, secondary C++ bases and glibc's DTV as reachable.
 	NoHeuristics bool
+	// Workers is how many goroutines mark (0: one per CPU).
+	Workers int
 }
 
 // Result holds a verdict per chunk (indexed like heap.Chunks).
@@ -49,23 +54,37 @@ type marker struct {
 	s          addrspace.Space
 	h          *heapwalk.Heap
 	c          *heapwalk.Chunks
-	v          []Verdict
+	v          []Verdict // during marking, guarded by the lock of the chunk's block
 	blocks     []block
-	queue      []int32 // blocks with pending chunks
-	current    int     // the block being scanned, or -1
-	blockBuf   []byte
 	lo, hi     uint64 // bounds of all chunks, a cheap pre-filter
 	opt        Options
-	buf        []byte
 	res        *Result
 	dataRanges []addrspace.Mapping // read-only module data, where vtables live
+
+	qmu    sync.Mutex // guards queue and active
+	qcond  *sync.Cond
+	queue  []int32 // blocks with pending chunks
+	active int     // workers scanning roots or a block
+
+	scanned   atomic.Uint64
+	heuristic atomic.Int64
+}
+
+// worker is one marking goroutine's state.
+type worker struct {
+	m        *marker
+	buf      []byte // for root ranges
+	blockBuf []byte // one block
+	defs     []bool
 }
 
 // Run scans s for references into the chunks of h and classifies every
-// in-use chunk.
+// in-use chunk. Marking runs on opt.Workers goroutines (default: every
+// CPU); s must allow concurrent reads.
 func Run(s addrspace.Space, h *heapwalk.Heap, opt Options) *Result {
 	c := &h.Chunks
-	m := &marker{s: s, h: h, c: c, v: make([]Verdict, c.Len()), opt: opt, res: &Result{}, current: -1}
+	m := &marker{s: s, h: h, c: c, v: make([]Verdict, c.Len()), opt: opt, res: &Result{}}
+	m.qcond = sync.NewCond(&m.qmu)
 	m.makeBlocks()
 	for i := 0; i < c.Len(); i++ {
 		if c.State(i) != heapwalk.InUse {
@@ -82,19 +101,31 @@ func Run(s addrspace.Space, h *heapwalk.Heap, opt Options) *Result {
 		}
 	}
 	m.res.Roots = Roots(s, h)
-	m.markRoots()
-	m.classifyLeaks()
+	m.mark()
+	m.classifyLeaks(&worker{m: m})
 	m.res.Verdicts = m.v
+	m.res.ScannedBytes = m.scanned.Load()
+	m.res.Heuristic = int(m.heuristic.Load())
 	return m.res
 }
 
-func (m *marker) markRoots() {
+// rootPiece is a part of a root region, the unit of parallel root scans.
+type rootPiece struct {
+	start, end addrspace.Addr
+	interiorOK bool
+}
+
+// mark marks everything reachable from the roots: the registers first,
+// then the root regions in pieces shared by the workers, and then the
+// blocks their marks queued, until no block is pending.
+func (m *marker) mark() {
+	w0 := &worker{m: m}
 	for _, t := range m.s.Threads() {
-		for _, w := range t.Regs.Words() {
-			m.consider(w, true, false, false)
+		for _, v := range t.Regs.Words() {
+			w0.consider(v, true, false, false)
 		}
-		for _, w := range t.VectorWords() {
-			m.consider(w, true, false, false)
+		for _, v := range t.VectorWords() {
+			w0.consider(v, true, false, false)
 		}
 		if !m.opt.NoHeuristics && t.Regs.FsBase != 0 {
 			// glibc's TCB holds the thread's DTV as dtv+1, 16 bytes into
@@ -106,53 +137,82 @@ func (m *marker) markRoots() {
 			}
 		}
 	}
-	m.drain()
+	var pieces []rootPiece
 	for _, r := range m.res.Roots {
-		m.scanRange(r.Start, r.End, true, r.InteriorOK)
-		m.drain()
+		for a := r.Start; a < r.End; a += blockMaxBytes {
+			pieces = append(pieces, rootPiece{a, min(a+blockMaxBytes, r.End), r.InteriorOK})
+		}
 	}
+	n := m.opt.Workers
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	m.active = n
+	for k := 0; k < n; k++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := &worker{m: m}
+			for {
+				j := int(next.Add(1) - 1)
+				if j >= len(pieces) {
+					break
+				}
+				w.scanRange(pieces[j].start, pieces[j].end, true, pieces[j].interiorOK)
+			}
+			m.qmu.Lock()
+			m.active--
+			m.qcond.Broadcast()
+			m.qmu.Unlock()
+			w.drain()
+		}()
+	}
+	wg.Wait()
 }
 
 // scanRange scans [start, end) for pointers, in large reads.
-func (m *marker) scanRange(start, end addrspace.Addr, definite, interiorOK bool) {
+func (w *worker) scanRange(start, end addrspace.Addr, definite, interiorOK bool) {
+	m := w.m
 	start = start.AlignUp(8)
 	for a := start; a < end; {
 		n := min(uint64(end-a), 1<<20) &^ 7
 		if n == 0 {
 			break
 		}
-		if cap(m.buf) < int(n) {
-			m.buf = make([]byte, n)
+		if cap(w.buf) < int(n) {
+			w.buf = make([]byte, n)
 		}
-		b := m.buf[:n]
+		b := w.buf[:n]
 		if _, err := m.s.ReadAt(b, a); err != nil {
 			// Scan what can be read, page by page.
 			for p := a; p < a+addrspace.Addr(n); p += 4096 {
 				pe := min(p.AlignDown(4096)+4096, a+addrspace.Addr(n))
 				pb := b[:pe-p]
 				if _, err := m.s.ReadAt(pb, p); err == nil {
-					m.scanWords(pb, p, definite, interiorOK)
+					w.scanWords(pb, p, definite, interiorOK)
 				}
 			}
 		} else {
-			m.scanWords(b, a, definite, interiorOK)
+			w.scanWords(b, a, definite, interiorOK)
 		}
 		a += addrspace.Addr(n)
 	}
 }
 
-func (m *marker) scanWords(b []byte, base addrspace.Addr, definite, interiorOK bool) {
-	m.res.ScannedBytes += uint64(len(b))
-	lo, hi := m.lo, m.hi
+func (w *worker) scanWords(b []byte, base addrspace.Addr, definite, interiorOK bool) {
+	w.m.scanned.Add(uint64(len(b)))
+	lo, hi := w.m.lo, w.m.hi
 	var prev uint64
 	for i := 0; i+8 <= len(b); i += 8 {
-		w := binary.LittleEndian.Uint64(b[i:])
-		if w >= lo && w < hi {
+		v := binary.LittleEndian.Uint64(b[i:])
+		if v >= lo && v < hi {
 			// A word that follows a pointer to itself may be a TCB's dtv
 			// field (tcbhead_t: tcb, dtv, self).
-			m.consider(w, definite, interiorOK, i >= 8 && prev == uint64(base)+uint64(i-8))
+			w.consider(v, definite, interiorOK, i >= 8 && prev == uint64(base)+uint64(i-8))
 		}
-		prev = w
+		prev = v
 	}
 }
 
@@ -164,7 +224,7 @@ func (m *marker) userChunk(a uint64) int {
 	// A user area [c+16, c+size+8) ends inside the next chunk's prev_size
 	// field, so look up a-8: it lies in [c+8, c+size+8).
 	i := m.c.Containing(addrspace.Addr(a - 8))
-	if i < 0 || m.v[i] == NotUser {
+	if i < 0 || m.c.State(i) != heapwalk.InUse {
 		return -1
 	}
 	u := uint64(m.c.User(i))
@@ -182,69 +242,105 @@ func (m *marker) userChunk(a uint64) int {
 // consider handles one word found in memory reached with the given
 // certainty. afterSelf says the word follows a word that points to itself,
 // as a thread's dtv field follows tcbhead_t.tcb.
-func (m *marker) consider(w uint64, definite, interiorOK, afterSelf bool) {
-	i := m.userChunk(w)
+func (w *worker) consider(v uint64, definite, interiorOK, afterSelf bool) {
+	m := w.m
+	i := m.userChunk(v)
 	if i < 0 {
 		return
 	}
 	u := uint64(m.c.User(i))
-	start := w == u || interiorOK
-	if !start && !m.opt.NoHeuristics && m.v[i] != Reachable {
+	start := v == u || interiorOK
+	if !start && !m.opt.NoHeuristics && m.verdict(i) != Reachable {
 		// glibc's TCB holds a thread's DTV as dtv+1, 16 bytes into its
 		// calloc'd chunk; the TCBs of exited threads stay in the stack cache.
-		if (afterSelf && w == u+16) || m.heuristic(i, w) {
+		if (afterSelf && v == u+16) || m.isHeuristic(i, v) {
 			start = true
-			m.res.Heuristic++
+			m.heuristic.Add(1)
 		}
 	}
 	m.push(i, start, definite)
 }
 
+func (m *marker) verdict(i int) Verdict {
+	b := &m.blocks[m.blockOf(i)]
+	b.mu.Lock()
+	v := m.v[i]
+	b.mu.Unlock()
+	return v
+}
+
 // push upgrades chunk i like valgrind: a start pointer from definitely
 // reachable memory makes it reachable; anything else makes it possible.
+// An upgraded chunk waits in its block to be scanned.
 func (m *marker) push(i int, start, definite bool) {
+	k := m.blockOf(i)
+	b := &m.blocks[k]
+	b.mu.Lock()
+	changed := false
 	switch {
 	case m.v[i] == Reachable:
 	case start && definite:
 		m.v[i] = Reachable
-		m.enqueue(i)
+		changed = true
 	case m.v[i] == Unreached:
 		m.v[i] = Possible
-		m.enqueue(i)
+		changed = true
+	}
+	queue := false
+	if changed {
+		b.pending = append(b.pending, int32(i))
+		if b.state == blockIdle {
+			b.state = blockQueued
+			queue = true
+		}
+	}
+	b.mu.Unlock()
+	if queue {
+		m.qmu.Lock()
+		m.queue = append(m.queue, int32(k))
+		m.qcond.Signal()
+		m.qmu.Unlock()
 	}
 }
 
 // Blocks group neighbouring chunks so that marking reads the heap in a few
-// large reads instead of one per chunk.
+// large reads instead of one per chunk, and so that workers share the work.
 const (
 	blockMaxChunks = 1 << 14
 	blockMaxBytes  = 4 << 20  // one read
 	blockMaxGap    = 64 << 10 // a wider gap between chunks starts a new block
 )
 
+// Block states.
+const (
+	blockIdle   = iota
+	blockQueued // in the queue
+	blockBusy   // a worker is scanning its pending chunks
+)
+
 // block is a run of chunks [first, end) spanning [start, stop) in memory.
 type block struct {
+	mu          sync.Mutex // guards pending, state and the verdicts of its chunks
 	first, end  int32
 	start, stop addrspace.Addr
 	pending     []int32 // marked chunks waiting to be scanned
-	queued      bool
+	state       uint8
 }
 
 // makeBlocks splits the chunk array into blocks.
 func (m *marker) makeBlocks() {
 	c := m.c
 	for i := 0; i < c.Len(); {
-		b := block{first: int32(i), start: c.Addr(i)}
+		first, start := i, c.Addr(i)
 		j := i + 1
 		for ; j < c.Len() && j-i < blockMaxChunks; j++ {
 			end := c.Addr(j) + addrspace.Addr(c.Size(j)) + 8
-			if c.Addr(j)-(c.Addr(j-1)+addrspace.Addr(c.Size(j-1))) > blockMaxGap || end-b.start > blockMaxBytes {
+			if c.Addr(j)-(c.Addr(j-1)+addrspace.Addr(c.Size(j-1))) > blockMaxGap || end-start > blockMaxBytes {
 				break
 			}
 		}
-		b.end = int32(j)
-		b.stop = c.Addr(j-1) + addrspace.Addr(c.Size(j-1)) + 8
-		m.blocks = append(m.blocks, b)
+		m.blocks = append(m.blocks, block{first: int32(first), end: int32(j), start: start,
+			stop: c.Addr(j-1) + addrspace.Addr(c.Size(j-1)) + 8})
 		i = j
 	}
 }
@@ -254,64 +350,88 @@ func (m *marker) blockOf(i int) int {
 	return sort.Search(len(m.blocks), func(k int) bool { return int(m.blocks[k].end) > i })
 }
 
-// enqueue records chunk i for scanning.
-func (m *marker) enqueue(i int) {
-	k := m.blockOf(i)
-	b := &m.blocks[k]
-	b.pending = append(b.pending, int32(i))
-	if !b.queued && k != m.current {
-		b.queued = true
-		m.queue = append(m.queue, int32(k))
-	}
-}
-
-// drain scans every queued chunk, a block at a time: one read per block
-// visit, and every chunk that becomes pending inside the block being
-// scanned is scanned from the same buffer.
-func (m *marker) drain() {
-	for len(m.queue) > 0 {
+// drain takes queued blocks until no worker has anything left to mark.
+func (w *worker) drain() {
+	m := w.m
+	for {
+		m.qmu.Lock()
+		for len(m.queue) == 0 && m.active > 0 {
+			m.qcond.Wait()
+		}
+		if len(m.queue) == 0 {
+			m.qcond.Broadcast()
+			m.qmu.Unlock()
+			return
+		}
 		k := int(m.queue[len(m.queue)-1])
 		m.queue = m.queue[:len(m.queue)-1]
-		b := &m.blocks[k]
-		b.queued = false
-		m.current = k
-		n := int(b.stop - b.start)
-		if cap(m.blockBuf) < n {
-			m.blockBuf = make([]byte, n)
+		m.active++
+		m.qmu.Unlock()
+
+		w.scanBlock(k)
+
+		m.qmu.Lock()
+		m.active--
+		if m.active == 0 {
+			m.qcond.Broadcast()
 		}
-		buf := m.blockBuf[:n]
-		whole := n <= blockMaxBytes+blockMaxGap
-		if whole {
-			if _, err := m.s.ReadAt(buf, b.start); err != nil {
-				whole = false
-			}
-		}
-		for len(b.pending) > 0 {
-			list := b.pending
-			b.pending = nil
-			for _, ci := range list {
-				i := int(ci)
-				u := m.c.User(i)
-				definite := m.v[i] == Reachable
-				if whole {
-					off := int(u - b.start)
-					m.scanWords(buf[off:off+int(m.h.Usable(i))], u, definite, false)
-				} else {
-					m.scanRange(u, u+addrspace.Addr(m.h.Usable(i)), definite, false)
-				}
-			}
-			b = &m.blocks[k] // scanning may grow pending
-		}
-		m.current = -1
+		m.qmu.Unlock()
 	}
 }
 
-// heuristic reports whether interior pointer w into chunk i is one that
+// scanBlock reads block k once and scans its pending chunks, including
+// those that become pending while it works, from that buffer.
+func (w *worker) scanBlock(k int) {
+	m := w.m
+	b := &m.blocks[k]
+	b.mu.Lock()
+	b.state = blockBusy
+	b.mu.Unlock()
+	n := int(b.stop - b.start)
+	whole := n <= blockMaxBytes+blockMaxGap
+	var buf []byte
+	if whole {
+		if cap(w.blockBuf) < n {
+			w.blockBuf = make([]byte, n)
+		}
+		buf = w.blockBuf[:n]
+		if _, err := m.s.ReadAt(buf, b.start); err != nil {
+			whole = false
+		}
+	}
+	for {
+		b.mu.Lock()
+		if len(b.pending) == 0 {
+			b.state = blockIdle
+			b.mu.Unlock()
+			return
+		}
+		list := b.pending
+		b.pending = nil
+		w.defs = w.defs[:0]
+		for _, ci := range list {
+			w.defs = append(w.defs, m.v[ci] == Reachable)
+		}
+		b.mu.Unlock()
+		for j, ci := range list {
+			i := int(ci)
+			u := m.c.User(i)
+			if whole {
+				off := int(u - b.start)
+				w.scanWords(buf[off:off+int(m.h.Usable(i))], u, w.defs[j], false)
+			} else {
+				w.scanRange(u, u+addrspace.Addr(m.h.Usable(i)), w.defs[j], false)
+			}
+		}
+	}
+}
+
+// isHeuristic reports whether interior pointer w into chunk i is one that
 // C++ or glibc makes on purpose:
 //   - new T[n] returns user+8, after the element count (the array cookie);
 //   - a pointer to a secondary base of an object with virtual methods
 //     points at a vtable pointer, and so does the object's first word.
-func (m *marker) heuristic(i int, w uint64) bool {
+func (m *marker) isHeuristic(i int, w uint64) bool {
 	u := uint64(m.c.User(i))
 	usable := m.h.Usable(i)
 	first, err := addrspace.ReadUint64(m.s, addrspace.Addr(u))

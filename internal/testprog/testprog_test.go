@@ -36,6 +36,7 @@ var expected = map[string]counts{
 	"clean":     {PossibleAllowed: -4},
 	"clean_cpp": {PossibleAllowed: -3},
 	"leaker":    {Definite: 6, Indirect: 43},
+	"baseline":  {Definite: 3},
 }
 
 func countsOf(t *Truth) counts {
