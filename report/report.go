@@ -49,6 +49,9 @@ type Group struct {
 	Count       int    `json:"count"`
 	Bytes       uint64 `json:"bytes"`
 	Type        string `json:"type,omitempty"`
+	// Symbols names what the example's first words point to in modules
+	// (a function table, a string literal): "g_ops (leaker)".
+	Symbols []string `json:"symbols,omitempty"`
 	// VtableModule is the module that holds the type's vtable.
 	VtableModule string `json:"vtable_module,omitempty"`
 	// Baseline says how a baseline judged the group: "new", "grew
@@ -89,6 +92,8 @@ type Stats struct {
 type Options struct {
 	// Demangle turns a vtable symbol (_ZTV...) into a type name.
 	Demangle func(sym string) (string, bool)
+	// DemangleSymbol demangles any C++ symbol (_Z...).
+	DemangleSymbol func(sym string) (string, bool)
 	// MaxStrings is how many example strings a group keeps (default 3).
 	MaxStrings int
 }
@@ -115,6 +120,7 @@ func Build(s addrspace.Space, h *heapwalk.Heap, res *scan.Result, opt Options) *
 	}
 	inHeap := func(v uint64) bool { return c.Containing(addrspace.Addr(v)) >= 0 }
 	sp := newSpace(s, inHeap, lo, hi, opt.Demangle)
+	sp.demangleSym = opt.DemangleSymbol
 
 	type key struct {
 		kind scan.Verdict
@@ -149,8 +155,8 @@ func Build(s addrspace.Space, h *heapwalk.Heap, res *scan.Result, opt Options) *
 		g := groups[k]
 		if g == nil {
 			g = &Group{Fingerprint: fmt.Sprintf("%016x", fp), Kind: v.String(), Size: usable, Type: typ,
-				VtableModule: vtableModule(sp, head),
-				Strings:      []string{}, Example: head[:min(len(head), 64)], ExampleAddr: c.User(i).String()}
+				VtableModule: vtableModule(sp, head), Symbols: pointedSymbols(sp, head, typ),
+				Strings: []string{}, Example: head[:min(len(head), 64)], ExampleAddr: c.User(i).String()}
 			groups[k] = g
 			order = append(order, k)
 		}
@@ -302,4 +308,33 @@ func vtableModule(sp *space, head []byte) string {
 	}
 	_, mod := sp.typeOf(binary.LittleEndian.Uint64(head))
 	return mod
+}
+
+// pointedSymbols names the module symbols that the first words of a chunk
+// point to (skipping the vtable, which the type already names).
+func pointedSymbols(sp *space, head []byte, typ string) []string {
+	var out []string
+	for off := 0; off+8 <= len(head) && off < fingerprintBytes; off += 8 {
+		w := binary.LittleEndian.Uint64(head[off:])
+		if (off == 0 && typ != "") || sp.classify(w) != wModule {
+			continue
+		}
+		mod, sym, symOff := sp.symbol(w)
+		if sym == "" {
+			continue
+		}
+		name := sym
+		if sp.demangleSym != nil {
+			if d, ok := sp.demangleSym(sym); ok {
+				name = d
+			}
+		}
+		if symOff != 0 {
+			name = fmt.Sprintf("%s+%d", name, symOff)
+		}
+		if n := name + " (" + mod + ")"; !contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }

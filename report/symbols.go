@@ -24,14 +24,15 @@ const (
 
 // space classifies addresses: heap, module (with symbol), stack.
 type space struct {
-	s       addrspace.Space
-	heapLo  uint64
-	heapHi  uint64
-	inHeap  func(uint64) bool
-	mods    []addrspace.Module
-	files   map[string]*elfsym.File // nil entry: could not open
-	stacks  []addrspace.Mapping
-	demangl func(string) (string, bool)
+	s           addrspace.Space
+	heapLo      uint64
+	heapHi      uint64
+	inHeap      func(uint64) bool
+	mods        []addrspace.Module
+	files       map[string]*elfsym.File // nil entry: could not open
+	stacks      []addrspace.Mapping
+	demangl     func(string) (string, bool) // vtable symbol -> type
+	demangleSym func(string) (string, bool) // any _Z symbol
 	// NoTypes explains why type names are unavailable, when they are.
 	noTypes map[string]string
 }

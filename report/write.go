@@ -98,6 +98,9 @@ func writeGroups(p func(string, ...any), groups []Group, opt TextOptions) {
 			}
 			p("    strings: %s\n", strings.Join(qs, ", "))
 		}
+		if len(g.Symbols) > 0 {
+			p("    points to: %s\n", strings.Join(g.Symbols, ", "))
+		}
 		addrs := g.Addresses
 		more := ""
 		if len(addrs) > opt.MaxAddresses {

@@ -155,7 +155,7 @@ func (e *env) analyze(s addrspace.Space, a *analysisFlags) (*report.Report, erro
 	t1 := time.Now()
 	res := scan.Run(s, h, scan.Options{NoHeuristics: a.noHeuristics})
 	t2 := time.Now()
-	rep := report.Build(s, h, res, report.Options{Demangle: demangle.TypeName})
+	rep := report.Build(s, h, res, report.Options{Demangle: demangle.TypeName, DemangleSymbol: demangle.Symbol})
 	if a.verbose {
 		fmt.Fprintf(e.stderr, "heapsift: heap walk %v (%d chunks), scan %v (%d MiB), report %v\n",
 			t1.Sub(t0).Round(time.Microsecond), h.Chunks.Len(), t2.Sub(t1).Round(time.Microsecond),

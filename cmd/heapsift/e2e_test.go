@@ -240,6 +240,9 @@ func TestDemo(t *testing.T) {
 			t.Errorf("group %d = %s %d x %d %q, want %+v", i, g.Kind, g.Count, g.Size, g.Strings, w)
 		}
 	}
+	if g := rep.Groups[3]; len(g.Symbols) != 1 || g.Symbols[0] != "g_ops (leaker)" {
+		t.Errorf("the handler object should point to g_ops: %q", g.Symbols)
+	}
 	if rep.Summary.Reachable.Chunks == 0 {
 		t.Errorf("the demo's config and live sessions should be reachable")
 	}
