@@ -37,6 +37,9 @@ type Options struct {
 	NoHeuristics bool
 	// Workers is how many goroutines mark (0: one per CPU).
 	Workers int
+	// Progress, when set, counts the bytes scanned so far, for a progress
+	// display running in another goroutine.
+	Progress *atomic.Uint64
 }
 
 // Result holds a verdict per chunk (indexed like heap.Chunks).
@@ -203,6 +206,9 @@ func (w *worker) scanRange(start, end addrspace.Addr, definite, interiorOK bool)
 
 func (w *worker) scanWords(b []byte, base addrspace.Addr, definite, interiorOK bool) {
 	w.m.scanned.Add(uint64(len(b)))
+	if p := w.m.opt.Progress; p != nil {
+		p.Add(uint64(len(b)))
+	}
 	lo, hi := w.m.lo, w.m.hi
 	var prev uint64
 	for i := 0; i+8 <= len(b); i += 8 {

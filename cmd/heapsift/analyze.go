@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/heapsift/heapsift/addrspace"
@@ -14,6 +16,7 @@ import (
 	"github.com/heapsift/heapsift/report"
 	"github.com/heapsift/heapsift/scan"
 	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 )
 
 // analysisFlags are the flags shared by every command that analyzes.
@@ -144,6 +147,8 @@ func writeFile(path string, fn func(io.Writer) error) error {
 
 // analyze walks the heap of a frozen space, scans it and builds a report.
 func (e *env) analyze(s addrspace.Space, a *analysisFlags) (*report.Report, error) {
+	prog := e.startProgress()
+	defer prog.stop()
 	t0 := time.Now()
 	h, err := heapwalk.Walk(s, heapwalk.Options{
 		NoDebugSymbols: a.noDebugSyms || e.getenv("HEAPSIFT_NO_DEBUG_SYMBOLS") == "1",
@@ -153,7 +158,8 @@ func (e *env) analyze(s addrspace.Space, a *analysisFlags) (*report.Report, erro
 		return nil, err
 	}
 	t1 := time.Now()
-	res := scan.Run(s, h, scan.Options{NoHeuristics: a.noHeuristics})
+	prog.phase.Store(fmt.Sprintf("scanning %d chunks", h.Chunks.Len()))
+	res := scan.Run(s, h, scan.Options{NoHeuristics: a.noHeuristics, Progress: &prog.scanned})
 	t2 := time.Now()
 	rep := report.Build(s, h, res, report.Options{Demangle: demangle.TypeName, DemangleSymbol: demangle.Symbol})
 	if a.verbose {
@@ -174,4 +180,59 @@ func (e *env) write(w io.Writer, rep *report.Report, a *analysisFlags) error {
 		max = 0
 	}
 	return report.WriteText(w, rep, report.TextOptions{MaxGroups: max, Verbose: a.verbose, ShowSuppressed: a.showSuppressed})
+}
+
+// progress shows what a long analysis is doing, on a terminal's stderr.
+type progress struct {
+	phase   atomic.Value // string
+	scanned atomic.Uint64
+	done    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// startProgress starts a display that appears after one second, and only
+// when stderr is a terminal.
+func (e *env) startProgress() *progress {
+	p := &progress{done: make(chan struct{})}
+	p.phase.Store("walking the heap")
+	f, ok := e.stderr.(*os.File)
+	if !ok {
+		return p
+	}
+	if _, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err != nil {
+		return p
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		start := time.Now()
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		shown := false
+		for {
+			select {
+			case <-p.done:
+				if shown {
+					fmt.Fprint(f, "\r\033[K")
+				}
+				return
+			case <-tick.C:
+				if time.Since(start) < time.Second {
+					continue
+				}
+				shown = true
+				fmt.Fprintf(f, "\r\033[Kheapsift: %s... %d MiB scanned, %.0fs", p.phase.Load(), p.scanned.Load()>>20, time.Since(start).Seconds())
+			}
+		}
+	}()
+	return p
+}
+
+func (p *progress) stop() {
+	select {
+	case <-p.done:
+	default:
+		close(p.done)
+	}
+	p.wg.Wait()
 }
