@@ -50,6 +50,8 @@ Usage:
   heapsift leaks [flags] PID       attach to a running process and report its leaks
   heapsift run [flags] -- PROG...  run PROG, stop it at exit and report its leaks
   heapsift dump PID -o FILE        write a core file of a running process
+  heapsift stats [flags] PID|CORE  heap statistics: use, free space, fragmentation, trimmable
+  heapsift maps [flags] PID|CORE   the address space by use: heaps, stacks, modules, shared memory
   heapsift demo                    build and analyze the bundled example leaker
   heapsift help COMMAND            show a command's flags
 
@@ -78,6 +80,10 @@ func (e *env) main(args []string) int {
 		err = e.demo(rest)
 	case "dump":
 		err = e.dump(rest)
+	case "stats":
+		err = e.stats(rest)
+	case "maps":
+		err = e.maps(rest)
 	case "help", "-h", "--help":
 		if len(rest) > 0 {
 			return e.main([]string{rest[0], "--help"})
