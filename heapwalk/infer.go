@@ -76,13 +76,44 @@ func inferLayout(s addrspace.Space, lc *libc) (Layout, uint64, string, error) {
 	return Layout{}, 0, "", fmt.Errorf("cannot find main_arena without libc's file: no heap_info and no malloc_state in libc's data")
 }
 
-// tcacheShapes are the tcache_perthread_struct layouts by chunk size.
-var tcacheShapes = []struct {
-	chunk   uint64
+// A tcacheShape is one layout of tcache_perthread_struct.
+type tcacheShape struct {
+	chunk   uint64 // its chunk size
 	bins    int
 	count   int    // bytes per count (0: num_slots, not a count)
 	entries uint64 // offset of entries[]
-}{{0x250, 64, 1, 0x40}, {0x290, 64, 2, 0x80}, {0x300, 76, 0, 0x98}}
+	from    int    // the first glibc 2.minor with it
+}
+
+// tcacheShapes are the tcache_perthread_struct layouts (§4.1).
+var tcacheShapes = []tcacheShape{{0x250, 64, 1, 0x40, 26}, {0x290, 64, 2, 0x80, 30}, {0x300, 76, 0, 0x98, 42}}
+
+// tcacheShapeOf returns the layout of a tcache struct in a chunk of size
+// sz. malloc may hand out a chunk 16 bytes larger than asked for (when the
+// rest would be too small to split off), as 2.43+, which creates the
+// tcache at the first free, often does.
+func tcacheShapeOf(sz uint64) (tcacheShape, bool) {
+	for _, sh := range tcacheShapes {
+		if sz == sh.chunk || sz == sh.chunk+16 {
+			return sh, true
+		}
+	}
+	return tcacheShape{}, false
+}
+
+// adoptTcacheShape makes the layout follow the tcache struct found at tc
+// when the version's expected one differs (a distribution backport).
+func (w *walker) adoptTcacheShape(sh tcacheShape, tc addrspace.Addr) {
+	if sh.chunk == w.l.TcacheChunkSize {
+		return
+	}
+	w.h.Findings = append(w.h.Findings, Finding{What: "tcache layout", Addr: tc,
+		How: []string{fmt.Sprintf("the tcache struct's chunk is %#x, not %#x as in glibc %d.%d: using the layout of glibc 2.%d (a backport?)",
+			sh.chunk, w.l.TcacheChunkSize, w.l.Major, w.l.Minor, sh.from)}})
+	w.l.TcacheChunkSize, w.l.TcacheBins, w.l.TcacheEntries = sh.chunk, sh.bins, sh.entries
+	w.l.TcacheCountSize = max(sh.count, 2)
+	w.h.Layout = w.l
+}
 
 // findTcachesByShape finds tcache_perthread_structs among the in-use
 // chunks when libc's TLS slot cannot be used: a chunk of a tcache struct's
@@ -110,10 +141,10 @@ func (w *walker) findTcachesByShape() {
 			continue
 		}
 		for _, sh := range tcacheShapes {
-			if c.Size(i) != sh.chunk {
+			if c.Size(i) != sh.chunk && c.Size(i) != sh.chunk+16 {
 				continue
 			}
-			entries, ok := w.tcacheByShape(c.User(i), sh.bins, sh.count, sh.entries, votes)
+			entries, ok := w.tcacheByShape(c.User(i), sh, votes)
 			if !ok || (len(entries) == 0 && !first[uint64(c.Addr(i))]) {
 				continue
 			}
@@ -132,22 +163,26 @@ func (w *walker) findTcachesByShape() {
 	w.h.Layout = w.l
 }
 
-// tcacheByShape checks one candidate struct and returns its cached chunks.
-func (w *walker) tcacheByShape(tc addrspace.Addr, bins, countSize int, entOff uint64, votes map[bool]int) ([]freeEntry, bool) {
-	b, err := addrspace.ReadFull(w.s, tc, int(entOff)+8*bins)
+// tcacheByShape checks one candidate struct of layout sh and returns its
+// cached chunks: every list holds chunks of its bin's size, as many as the
+// count says (2.42+: as many as the bin's free slots leave).
+func (w *walker) tcacheByShape(tc addrspace.Addr, sh tcacheShape, votes map[bool]int) ([]freeEntry, bool) {
+	b, err := addrspace.ReadFull(w.s, tc, int(sh.entries)+8*sh.bins)
 	if err != nil {
 		return nil, false
 	}
+	fill := w.tcacheFill()
 	c := &w.h.Chunks
 	var out []freeEntry
 	local := map[bool]int{}
-	for i := 0; i < bins; i++ {
+	for i := 0; i < sh.bins; i++ {
 		want := uint64(0x20 + 16*i)
-		e := binary.LittleEndian.Uint64(b[int(entOff)+8*i:])
+		sizeOK := func(sz uint64) bool { return sz == want || (i >= 64 && sz > 0x410) }
+		e := binary.LittleEndian.Uint64(b[int(sh.entries)+8*i:])
 		n := 0
 		for ; e != 0 && n <= 64; n++ {
 			k := c.Index(addrspace.Addr(e - 16))
-			if e&15 != 0 || k < 0 || c.Size(k) != want {
+			if e&15 != 0 || k < 0 || !sizeOK(c.Size(k)) {
 				return nil, false
 			}
 			out = append(out, freeEntry{e - 16, FreeTcache})
@@ -156,11 +191,15 @@ func (w *walker) tcacheByShape(tc addrspace.Addr, bins, countSize int, entOff ui
 				return nil, false
 			}
 			dec := raw ^ (e >> 12)
+			isChunk := func(u uint64) bool {
+				k := c.Index(addrspace.Addr(u - 16))
+				return u&15 == 0 && k >= 0 && sizeOK(c.Size(k))
+			}
 			switch {
-			case raw == 0 && dec != 0, w.isChunk(raw, want) && !w.isChunk(dec, want):
+			case raw == 0 && dec != 0, raw != 0 && isChunk(raw) && !isChunk(dec):
 				local[false]++
 				e = raw
-			case dec == 0, w.isChunk(dec, want):
+			case dec == 0, isChunk(dec):
 				local[true]++
 				e = dec
 			default:
@@ -170,17 +209,19 @@ func (w *walker) tcacheByShape(tc addrspace.Addr, bins, countSize int, entOff ui
 		if n > 64 {
 			return nil, false
 		}
-		var cnt uint64
-		switch countSize {
+		switch sh.count {
 		case 1:
-			cnt = uint64(b[i])
+			if uint64(b[i]) != uint64(n) {
+				return nil, false
+			}
 		case 2:
-			cnt = uint64(binary.LittleEndian.Uint16(b[2*i:]))
-		default:
-			continue
-		}
-		if cnt != uint64(n) {
-			return nil, false
+			if uint64(binary.LittleEndian.Uint16(b[2*i:])) != uint64(n) {
+				return nil, false
+			}
+		default: // num_slots: free slots left in an enabled small bin
+			if slots := int(binary.LittleEndian.Uint16(b[2*i:])); i < 64 && fill > 0 && slots+n != fill {
+				return nil, false
+			}
 		}
 	}
 	for k, v := range local {
@@ -189,10 +230,13 @@ func (w *walker) tcacheByShape(tc addrspace.Addr, bins, countSize int, entOff ui
 	return out, true
 }
 
-func (w *walker) isChunk(user, size uint64) bool {
-	if user == 0 || user&15 != 0 {
-		return false
+// tcacheFill is the tcache's chunks per bin: mp_.tcache_count when mp_ is
+// known, else the version's default.
+func (w *walker) tcacheFill() int {
+	if w.mp != 0 && w.l.MpTcacheCount >= 0 {
+		if n, err := w.u64(w.mp + uint64(w.l.MpTcacheCount)); err == nil && n > 0 && n < 1<<16 {
+			return int(n)
+		}
 	}
-	k := w.h.Chunks.Index(addrspace.Addr(user - 16))
-	return k >= 0 && w.h.Chunks.Size(k) == size
+	return w.l.TcacheFillCount
 }

@@ -1,6 +1,9 @@
 package heapwalk
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Layout holds the glibc-version-dependent offsets and rules that the
 // walker needs (x86-64). See ../shared/docs/glibc-malloc.md §0-§5.
@@ -39,6 +42,10 @@ type Layout struct {
 	MmapUsableMinus8 bool // 2.43+: mmapped usable size is chunksize-8
 }
 
+// ErrUnknownGlibc means the target's glibc is one whose malloc layout
+// heapsift does not know.
+var ErrUnknownGlibc = errors.New("unknown glibc version")
+
 // Oldest and newest glibc releases whose layout heapsift knows.
 const (
 	MinMinor = 27
@@ -48,8 +55,12 @@ const (
 // LayoutFor returns the layout of glibc 2.minor. It refuses versions it
 // does not know rather than guessing.
 func LayoutFor(major, minor int) (Layout, error) {
-	if major != 2 || minor < MinMinor || minor > MaxMinor {
-		return Layout{}, fmt.Errorf("glibc %d.%d is not supported (heapsift knows 2.%d to 2.%d)", major, minor, MinMinor, MaxMinor)
+	switch {
+	case major == 2 && minor > MaxMinor:
+		return Layout{}, fmt.Errorf("%w: glibc %d.%d is newer than any glibc heapsift knows (2.%d to 2.%d); its malloc may have changed, and heapsift does not guess (a newer heapsift may know it)",
+			ErrUnknownGlibc, major, minor, MinMinor, MaxMinor)
+	case major != 2 || minor < MinMinor:
+		return Layout{}, fmt.Errorf("%w: glibc %d.%d is not supported (heapsift knows 2.%d to 2.%d)", ErrUnknownGlibc, major, minor, MinMinor, MaxMinor)
 	}
 	l := Layout{Major: major, Minor: minor, HeapMaxSize: 64 << 20, NFastbins: 10, TcacheFillCount: 7}
 	if minor >= 43 {
@@ -103,4 +114,21 @@ func LayoutFor(major, minor int) (Layout, error) {
 // (1 = unsorted) of the arena at a: its fd is at +0x10 and bk at +0x18.
 func (l *Layout) BinHeader(arena uint64, i int) uint64 {
 	return arena + l.ArenaBins + uint64(i-1)*16 - 16
+}
+
+// otherArenaFamily returns l with the malloc_state layout of the other
+// side of glibc 2.43's removal of fastbins.
+func otherArenaFamily(l Layout) Layout {
+	minor := 43
+	if l.NFastbins == 0 {
+		minor = 42
+	}
+	o, _ := LayoutFor(2, minor)
+	l.ArenaFastbins, l.NFastbins, l.ArenaTop, l.ArenaBins = o.ArenaFastbins, o.NFastbins, o.ArenaTop, o.ArenaBins
+	l.ArenaNext, l.ArenaNextFree, l.ArenaAttached = o.ArenaNext, o.ArenaNextFree, o.ArenaAttached
+	l.ArenaSystemMem, l.ArenaMaxSysMem, l.ArenaSize = o.ArenaSystemMem, o.ArenaMaxSysMem, o.ArenaSize
+	arenaEnd := l.HeapInfoSize + l.ArenaSize
+	l.ArenaInHeapFirst = ((arenaEnd + 16 + 15) &^ 15) - 16
+	l.Minor = minor
+	return l
 }

@@ -44,11 +44,14 @@ type libc struct {
 	minor  int
 	banner string
 	debug  string // debug file used, if any
+	static bool   // a static executable: malloc is in the executable
+	syms   bool   // symbols may be used (not --no-debug-symbols)
 }
 
 var libcName = regexp.MustCompile(`^libc(-2\.\d+)?\.so(\.6)?$`)
 
-// findLibc locates the libc module and its version.
+// findLibc locates the libc module and its version. For a static
+// executable, the "libc" is the executable itself.
 func findLibc(s addrspace.Space, opt Options) (*libc, []string, error) {
 	var warns []string
 	mods := addrspace.Modules(s.Mappings())
@@ -60,19 +63,31 @@ func findLibc(s addrspace.Space, opt Options) (*libc, []string, error) {
 		}
 	}
 	if lc == nil {
-		return nil, nil, fmt.Errorf("%w: %s", ErrNoGlibc, foreignAllocator(mods))
+		if msg := foreignAllocator(mods); msg != "" {
+			return nil, nil, fmt.Errorf("%w: %s", ErrNoGlibc, msg)
+		}
+		exe := exeModule(s, mods)
+		if exe == nil || !isStaticImage(s, exe.Start) {
+			return nil, nil, fmt.Errorf("%w: no libc.so.6 is mapped, and the executable is not static (another C library?)", ErrNoGlibc)
+		}
+		lc = &libc{mod: *exe, static: true}
+	}
+	lc.syms = !opt.NoDebugSymbols
+	what := "libc file"
+	if lc.static {
+		what = "the static executable"
 	}
 	if fh, err := s.OpenFile(lc.mod.Path); err == nil {
 		f, err := elfsym.Open(fh)
 		if err != nil {
-			warns = append(warns, fmt.Sprintf("libc file %s: %v", lc.mod.Path, err))
+			warns = append(warns, fmt.Sprintf("%s %s: %v", what, lc.mod.Path, err))
 		} else if mem := memBuildID(s, lc.mod.Start); mem != nil && string(mem) != string(f.BuildID()) {
-			warns = append(warns, fmt.Sprintf("libc file %s does not match the target's libc (build-id %x in memory, %x on disk); not using it", lc.mod.Path, mem, f.BuildID()))
+			warns = append(warns, fmt.Sprintf("%s %s does not match the target's (build-id %x in memory, %x on disk); not using it", what, lc.mod.Path, mem, f.BuildID()))
 		} else {
 			lc.file = f
 		}
 	} else {
-		warns = append(warns, fmt.Sprintf("cannot open libc file %s: %v", lc.mod.Path, err))
+		warns = append(warns, fmt.Sprintf("cannot open %s %s: %v", what, lc.mod.Path, err))
 	}
 	if lc.file != nil {
 		lc.bias = uint64(lc.mod.Start) - lc.file.LinkBase()
@@ -99,7 +114,7 @@ func findLibc(s addrspace.Space, opt Options) (*libc, []string, error) {
 			lc.major, lc.minor, lc.banner = ma, mi, firstLine(text)
 		}
 	}
-	if lc.major == 0 {
+	if lc.major == 0 && !lc.static {
 		warns = append(warns, fmt.Sprintf("the glibc version of %s is unknown (its file is not available): inferring malloc's layout from the heap", lc.mod.Path))
 	}
 	return lc, warns, nil
@@ -112,22 +127,78 @@ func firstLine(s string) string {
 	return s
 }
 
-// foreignAllocator names what the process seems to use instead of glibc.
+// foreignAllocator names the allocator the process seems to use instead
+// of glibc's, from its modules' names, or returns "".
 func foreignAllocator(mods []addrspace.Module) string {
 	for _, m := range mods {
 		b := filepath.Base(m.Path)
-		switch {
-		case strings.Contains(b, "jemalloc"):
-			return "this process allocates with jemalloc; heapsift analyzes glibc malloc only"
-		case strings.Contains(b, "tcmalloc"):
-			return "this process allocates with tcmalloc; heapsift analyzes glibc malloc only"
-		case strings.Contains(b, "mimalloc"):
-			return "this process allocates with mimalloc; heapsift analyzes glibc malloc only"
-		case strings.HasPrefix(b, "ld-musl"):
-			return "this is a musl process; heapsift analyzes glibc malloc only"
+		for _, a := range []string{"jemalloc", "tcmalloc", "mimalloc", "hoard", "snmalloc", "rpmalloc"} {
+			if strings.Contains(b, a) {
+				return fmt.Sprintf("this process allocates with %s (%s); heapsift analyzes glibc malloc only", a, m.Path)
+			}
+		}
+		if strings.HasPrefix(b, "ld-musl") || strings.HasPrefix(b, "libc.musl") {
+			return fmt.Sprintf("this is a musl process (%s); heapsift analyzes glibc malloc only", m.Path)
 		}
 	}
-	return "no libc.so.6 is mapped (a static binary or another C library)"
+	return ""
+}
+
+// checkForeign refuses a process whose malloc is not glibc's: glibc's
+// arenas were never used, and a known allocator is loaded or another
+// module defines malloc. When glibc's heap is in use as well, a foreign
+// allocator only earns a warning.
+func (w *walker) checkForeign(lc *libc) error {
+	if lc.static {
+		return nil
+	}
+	mods := addrspace.Modules(w.maps)
+	msg := foreignAllocator(mods)
+	used := false
+	for _, ar := range w.h.Arenas {
+		used = used || ar.Top != 0
+	}
+	if used {
+		if msg != "" {
+			w.warnf("%s: glibc's heap is in use as well, and only it is analyzed", strings.TrimSuffix(msg, "; heapsift analyzes glibc malloc only"))
+		}
+		return nil
+	}
+	if msg == "" {
+		msg = w.mallocDefinedOutside(lc, mods)
+	}
+	if msg != "" {
+		return fmt.Errorf("%w: %s (glibc's malloc was never used)", ErrNoGlibc, msg)
+	}
+	return nil
+}
+
+// mallocDefinedOutside names a module other than libc and the dynamic
+// loader that exports malloc (and so replaces glibc's), or returns "".
+func (w *walker) mallocDefinedOutside(lc *libc, mods []addrspace.Module) string {
+	for _, m := range mods {
+		base := filepath.Base(m.Path)
+		if m.Path == lc.mod.Path || strings.HasPrefix(base, "ld-") {
+			continue
+		}
+		fh, err := w.s.OpenFile(m.Path)
+		if err != nil {
+			continue
+		}
+		f, err := elfsym.Open(fh)
+		if err != nil {
+			fh.Close()
+			continue
+		}
+		syms, _ := f.ELF().DynamicSymbols()
+		fh.Close()
+		for _, sym := range syms {
+			if sym.Name == "malloc" && sym.Section != elf.SHN_UNDEF && elf.ST_TYPE(sym.Info) == elf.STT_FUNC {
+				return fmt.Sprintf("this process allocates with the malloc of %s; heapsift analyzes glibc malloc only", m.Path)
+			}
+		}
+	}
+	return ""
 }
 
 // memBuildID reads the build-id of the ELF image mapped at start.

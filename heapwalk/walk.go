@@ -68,6 +68,9 @@ type walker struct {
 	free  []freeEntry
 	mp    uint64 // address of mp_, 0 if unknown
 	limit int    // bound on list walks
+	// safeVotes counts the free-list links that read as plain and as
+	// safe-linked (voteSafeLinking).
+	safeVotes [2]int
 }
 
 type freeEntry struct {
@@ -84,13 +87,19 @@ func Walk(s addrspace.Space, opt Options) (*Heap, error) {
 	var l Layout
 	var ma uint64
 	var inferredHow string
-	if lc.major == 0 {
+	switch {
+	case lc.static || lc.major == 0:
 		l, ma, inferredHow, err = inferLayout(s, lc)
+		if err != nil && lc.static {
+			return nil, notGlibc(lc, err)
+		}
 		if err != nil {
 			return nil, err
 		}
-	} else if l, err = LayoutFor(lc.major, lc.minor); err != nil {
-		return nil, fmt.Errorf("%s: %w", lc.banner, err)
+	default:
+		if l, err = LayoutFor(lc.major, lc.minor); err != nil {
+			return nil, fmt.Errorf("%s: %w", lc.banner, err)
+		}
 	}
 	h := &Heap{Layout: l, Glibc: fmt.Sprintf("%d.%d", lc.major, lc.minor), Banner: lc.banner,
 		Libc: lc.mod.Path, Warnings: warns, NMmaps: -1}
@@ -102,7 +111,11 @@ func Walk(s addrspace.Space, opt Options) (*Heap, error) {
 	}
 	if inferredHow != "" {
 		h.Glibc = "unknown"
-		h.Findings = append(h.Findings, Finding{What: "main_arena", Addr: addrspace.Addr(ma), How: []string{inferredHow}})
+		how := []string{inferredHow}
+		if lc.static {
+			how = append(how, w.staticArenaChecks(lc, ma)...)
+		}
+		h.Findings = append(h.Findings, Finding{What: "main_arena", Addr: addrspace.Addr(ma), How: how})
 	} else {
 		if ma, err = w.findMainArena(lc); err != nil {
 			return nil, err
@@ -112,14 +125,22 @@ func Walk(s addrspace.Space, opt Options) (*Heap, error) {
 	if err := w.readArenas(ma); err != nil {
 		return nil, err
 	}
+	var sp span
+	if lc.static {
+		sp = w.staticLayout(lc, ma)
+	}
+	if err := w.checkForeign(lc); err != nil {
+		return nil, err
+	}
 	for i := range h.Arenas {
 		w.walkArena(&h.Arenas[i])
 	}
-	if inferredHow == "" {
-		w.readTcaches(lc)
-	}
-	if len(h.Tcaches) == 0 && w.l.TcacheBins > 0 {
-		w.findTcachesByShape()
+	w.findTcaches(lc, inferredHow != "")
+	if lc.static {
+		sp = w.staticVersion(sp)
+		h.Banner = fmt.Sprintf("static executable (no version banner); the malloc layout of glibc %v", sp)
+		h.Findings = append(h.Findings, Finding{What: fmt.Sprintf("glibc %v layout", sp), Addr: addrspace.Addr(ma), How: []string{
+			"a static executable has no version banner: inferred from main_arena, mp_, the tcache struct and safe-linking"}})
 	}
 	for i := range h.Arenas {
 		if h.Arenas[i].Top != 0 { // malloc has never run in a zero arena
@@ -131,11 +152,103 @@ func Walk(s addrspace.Space, opt Options) (*Heap, error) {
 	return h, nil
 }
 
+// findTcaches finds every thread's tcache and the chunks cached there:
+// through libc's TLS slot, or the static executable's TLS block, or else
+// by the shape of the tcache structs among the chunks. It settles
+// safe-linking from the lists before following them.
+func (w *walker) findTcaches(lc *libc, inferred bool) {
+	if w.l.TcacheBins == 0 {
+		return
+	}
+	viaTLS := false
+	switch {
+	case lc.static:
+		viaTLS = w.readStaticTcaches(lc)
+	case !inferred:
+		viaTLS = w.readTcaches(lc)
+	}
+	if !viaTLS {
+		if w.findTcachesByShape(); len(w.h.Tcaches) == 0 && w.h.Chunks.Len() > 0 {
+			w.warnf("could not locate the threads' tcaches; chunks cached there will look allocated")
+		}
+	}
+	w.voteSafeLinking()
+	if viaTLS && !lc.static {
+		for _, tc := range w.h.Tcaches {
+			w.readTcache(tc.Addr)
+		}
+	}
+}
+
+// voteSafeLinking checks the layout's safe-linking (2.32+) against the
+// first link of every tcache list and fastbin: a plain NULL is 0, a
+// mangled one is the link's address >> 12, and a link decodes to a chunk
+// in one encoding only. The majority wins, and a change is recorded.
+func (w *walker) voteSafeLinking() {
+	var mangled, plain int
+	vote := func(pos, raw uint64) {
+		switch {
+		case raw == 0:
+			plain++
+		case raw == pos>>12:
+			mangled++
+		default:
+			dec := raw ^ (pos >> 12)
+			okRaw, okDec := raw&15 == 0 && w.readable(raw), dec&15 == 0 && w.readable(dec)
+			if okDec && !okRaw {
+				mangled++
+			} else if okRaw && !okDec {
+				plain++
+			}
+		}
+	}
+	for _, tc := range w.h.Tcaches {
+		b, err := addrspace.ReadFull(w.s, tc.Addr+addrspace.Addr(w.l.TcacheEntries), 8*w.l.TcacheBins)
+		if err != nil {
+			continue
+		}
+		for i := 0; i < w.l.TcacheBins; i++ {
+			if e := binary.LittleEndian.Uint64(b[8*i:]); e != 0 && e&15 == 0 {
+				if raw, err := w.u64(e); err == nil {
+					vote(e, raw)
+				}
+			}
+		}
+	}
+	for _, ar := range w.h.Arenas {
+		for i := 0; i < w.l.NFastbins && ar.Top != 0; i++ {
+			p, err := w.u64(uint64(ar.Addr) + uint64(w.l.ArenaFastbins) + 8*uint64(i))
+			if err != nil || p == 0 || p&15 != 0 {
+				continue
+			}
+			if raw, err := w.u64(p + 16); err == nil {
+				vote(p+16, raw)
+			}
+		}
+	}
+	w.safeVotes = [2]int{plain, mangled}
+	if mangled == plain {
+		return
+	}
+	if want := mangled > plain; want != w.l.SafeLinking {
+		what := map[bool]string{true: "mangled", false: "plain"}
+		w.h.Findings = append(w.h.Findings, Finding{What: "safe-linking", How: []string{
+			fmt.Sprintf("the free lists' links are %s (%d against %d), although glibc %d.%d's are %s", what[want], max(mangled, plain), min(mangled, plain), w.l.Major, w.l.Minor, what[w.l.SafeLinking])}})
+		w.l.SafeLinking = want
+	}
+}
+
 func (w *walker) warnf(format string, args ...any) {
 	w.h.Warnings = append(w.h.Warnings, fmt.Sprintf(format, args...))
 }
 
 func (w *walker) u64(a uint64) (uint64, error) { return addrspace.ReadUint64(w.s, addrspace.Addr(a)) }
+
+// inModule reports whether a lies in a file mapping (a module's image).
+func (w *walker) inModule(a uint64) bool {
+	m := addrspace.Find(w.maps, addrspace.Addr(a))
+	return m != nil && m.File()
+}
 
 func (w *walker) readable(a uint64) bool {
 	m := addrspace.Find(w.maps, addrspace.Addr(a))
@@ -165,6 +278,23 @@ func (w *walker) findMainArena(lc *libc) (uint64, error) {
 		chosen = c.addr
 		how = append(how, c.how)
 	}
+	if chosen == 0 && len(rejected) > 0 {
+		// The data may disagree with the version (a distribution
+		// backport): try the other malloc_state layout.
+		other := otherArenaFamily(w.l)
+		saved := w.l
+		w.l = other
+		for _, c := range cands {
+			if w.validateArena(c.addr, true) == nil {
+				w.h.Findings = append(w.h.Findings, Finding{What: "malloc_state layout", Addr: addrspace.Addr(c.addr), How: []string{
+					fmt.Sprintf("main_arena %s fastbins, unlike glibc %d.%d's: using the arena layout of glibc 2.%d", map[bool]string{true: "has", false: "has no"}[other.NFastbins > 0], saved.Major, saved.Minor, other.Minor)}})
+				w.h.Layout = w.l
+				w.h.Findings = append(w.h.Findings, Finding{What: "main_arena", Addr: addrspace.Addr(c.addr), How: []string{c.how}})
+				return c.addr, nil
+			}
+		}
+		w.l = saved
+	}
 	if chosen == 0 {
 		if len(rejected) == 0 {
 			return 0, fmt.Errorf("cannot find main_arena in %s (no debug symbols, no relocation, no code reference)", lc.mod.Path)
@@ -192,15 +322,34 @@ func (w *walker) validateArena(a uint64, main bool) error {
 	}
 	top := u(w.l.ArenaTop)
 	if top == 0 {
-		if main {
-			return nil // malloc never ran: the zero image
+		if !main {
+			return fmt.Errorf("no top chunk")
 		}
-		return fmt.Errorf("no top chunk")
+		for off := w.l.ArenaBins; off < w.l.ArenaBins+254*8; off += 8 {
+			if u(off) != 0 {
+				return fmt.Errorf("no top chunk, but bins")
+			}
+		}
+		return nil // malloc never ran: the zero image
 	}
-	if top&15 != 0 || !w.readable(top) {
+	if top&15 != 0 || !w.readable(top) || (top >= a && top < a+w.l.ArenaSize) || w.inModule(top) {
 		return fmt.Errorf("top %#x is not a chunk", top)
 	}
-	if sm, mx := u(w.l.ArenaSystemMem), u(w.l.ArenaMaxSysMem); sm > mx || sm&0xfff != 0 {
+	if w.l.NFastbins > 0 {
+		// 2.27-2.42: the int have_fastchunks (0 or 1) and a 4-byte hole
+		// before fastbinsY; 2.43+ has top there.
+		if hf := u(8); hf > 1 {
+			return fmt.Errorf("have_fastchunks %#x", hf)
+		}
+		for i := 0; i < w.l.NFastbins; i++ {
+			if p := u(uint64(w.l.ArenaFastbins) + 8*uint64(i)); p != 0 && (p&15 != 0 || !w.readable(p)) {
+				return fmt.Errorf("fastbin %d head %#x", i, p)
+			}
+		}
+	}
+	// A thread arena's heaps are whole pages; the main arena's sbrk area
+	// may start anywhere (a static executable's does).
+	if sm, mx := u(w.l.ArenaSystemMem), u(w.l.ArenaMaxSysMem); sm > mx || (!main && sm&0xfff != 0) {
 		return fmt.Errorf("system_mem %#x / max %#x", sm, mx)
 	}
 	if !w.readable(u(w.l.ArenaNext)) {
@@ -279,52 +428,119 @@ func (w *walker) readArenas(ma uint64) error {
 	}
 }
 
-// readTcaches finds each thread's tcache through libc's TLS GOT slot.
-func (w *walker) readTcaches(lc *libc) {
+// readTcaches finds each thread's tcache through libc's TLS GOT slot. It
+// reports whether the slot was found; every thread's tcache is then known
+// (some threads may have none).
+func (w *walker) readTcaches(lc *libc) bool {
 	if w.l.TcacheBins == 0 {
-		return
+		return true
 	}
 	slots, how := tcacheSlots(lc)
-	threads := w.s.Threads()
+	var idle []uint64 // slots that read as "no tcache yet" in every thread
 	for _, slot := range slots {
 		tp, err := w.u64(slot)
 		if err != nil {
 			continue
 		}
-		var found []Tcache
-		bad := false
-		for _, t := range threads {
-			if t.Regs.FsBase == 0 {
+		found, dummies, ok := w.tcachesAt(lc, tp)
+		if !ok {
+			continue
+		}
+		if len(found) == 0 {
+			if dummies > 0 {
+				idle = append(idle, slot)
+			}
+			if len(slots) > 1 {
 				continue
 			}
-			v, err := w.u64(t.Regs.FsBase + tp)
-			if err != nil {
-				bad = true
-				break
-			}
-			if v == 0 || (v >= uint64(lc.mod.Start) && v < uint64(lc.mod.End)) {
-				continue // no tcache yet (2.43+: the dummy inside libc)
-			}
-			sz, err := w.u64(v - 8)
-			if err != nil || sz&^7 != w.l.TcacheChunkSize || sz&2 != 0 {
-				bad = true
-				break
-			}
-			found = append(found, Tcache{TID: t.TID, Addr: addrspace.Addr(v)})
-		}
-		if bad || (len(found) == 0 && len(slots) > 1) {
-			continue
 		}
 		w.h.Tcaches = found
 		w.h.Findings = append(w.h.Findings, Finding{What: "tcache TLS slot", Addr: addrspace.Addr(slot), How: []string{how}})
-		for _, tc := range found {
-			w.readTcache(tc.Addr)
+		return true
+	}
+	if len(idle) > 0 {
+		// 2.43+: no thread has freed anything yet, so every tcache is
+		// still glibc's read-only dummy.
+		w.h.Findings = append(w.h.Findings, Finding{What: "tcache TLS slot", Addr: addrspace.Addr(idle[0]),
+			How: []string{how + "; no thread has a tcache yet (each points at glibc's inactive dummy)"}})
+		return true
+	}
+	return false
+}
+
+// tcachesAt reads every thread's tcache pointer at TLS offset tp. ok is
+// false when some thread's value is neither a tcache struct nor "none"
+// (NULL, or from 2.43 on glibc's dummy in libc's read-only data); dummies
+// counts the threads whose value is the dummy.
+func (w *walker) tcachesAt(lc *libc, tp uint64) (found []Tcache, dummies int, ok bool) {
+	var shape tcacheShape
+	defer func() {
+		if !ok || shape.chunk == 0 || shape.chunk == w.l.TcacheChunkSize {
+			return
 		}
-		return
+		// Not the version's layout: adopt it only if every struct
+		// checks out by its contents.
+		w.h.Chunks.sort()
+		for _, tc := range found {
+			if _, good := w.tcacheByShape(tc.Addr, shape, map[bool]int{}); !good {
+				found, dummies, ok = nil, 0, false
+				return
+			}
+		}
+		w.adoptTcacheShape(shape, found[0].Addr)
+	}()
+	for _, t := range w.s.Threads() {
+		if t.Regs.FsBase == 0 {
+			continue
+		}
+		v, err := w.u64(t.Regs.FsBase + tp)
+		if err != nil {
+			return nil, 0, false
+		}
+		if v == 0 {
+			if w.l.Minor >= 43 {
+				return nil, 0, false // 2.43+ never leaves tcache NULL
+			}
+			continue
+		}
+		if w.l.Minor >= 43 && w.isTcacheDummy(lc, v) {
+			dummies++
+			continue
+		}
+		sz, err := w.u64(v - 8)
+		if err != nil || sz&2 != 0 || v&15 != 0 {
+			return nil, 0, false
+		}
+		sh, ok := tcacheShapeOf(sz &^ 7)
+		if !ok || (shape.chunk != 0 && sh.chunk != shape.chunk) {
+			return nil, 0, false
+		}
+		shape = sh
+		found = append(found, Tcache{TID: t.TID, Addr: addrspace.Addr(v)})
 	}
-	if len(slots) > 0 {
-		w.warnf("could not locate the threads' tcaches; chunks cached there will look allocated")
+	return found, dummies, true
+}
+
+// isTcacheDummy reports whether v is glibc 2.43+'s __tcache_dummy (or
+// dummy+8, "disabled"): all-zero read-only data inside libc.
+func (w *walker) isTcacheDummy(lc *libc, v uint64) bool {
+	if v < uint64(lc.mod.Start) || v >= uint64(lc.mod.End) || v&7 != 0 {
+		return false
 	}
+	m := addrspace.Find(w.maps, addrspace.Addr(v))
+	if m == nil || m.Perm&addrspace.Write != 0 {
+		return false
+	}
+	b, err := addrspace.ReadFull(w.s, addrspace.Addr(v), 0x80)
+	if err != nil {
+		return m.Missing // a core without libc's read-only data
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (w *walker) readTcache(tc addrspace.Addr) {
@@ -614,6 +830,7 @@ func (w *walker) memalignHeader(p, s uint64) (uint64, uint64, bool) {
 
 // finish sorts the chunks and applies the free lists and tcache structs.
 func (w *walker) finish() {
+	w.h.Layout = w.l
 	c := &w.h.Chunks
 	c.sort()
 	bad := 0

@@ -10,6 +10,10 @@
 //     and [Runner.WaitExit] freezes it when it exits, with every thread in
 //     its exit stop and its memory still intact; [Runner.Finish] lets it
 //     exit and reports its exit status.
+//   - [StartTree] does the same for the whole process tree of a program
+//     (fork, vfork, clone, exec, orphans included): [Runner.Next] returns
+//     each process frozen at its own exit while the others run on, and
+//     [Process.Detach] lets that one finish exiting.
 //
 // Linux accepts ptrace requests for a tracee only from the thread that
 // attached it, so each Process and Runner owns one goroutine locked to an
@@ -37,5 +41,6 @@
 //
 // If heapsift dies without detaching (SIGKILL), the kernel detaches the
 // tracees itself when the tracer thread exits, and a program started with
-// Start is killed (PTRACE_O_EXITKILL).
+// Start or StartTree is killed (PTRACE_O_EXITKILL), every process of the
+// tree with it.
 package ptrace

@@ -31,6 +31,11 @@ type Process struct {
 	noVMReadv atomic.Bool
 	released  atomic.Bool
 
+	// For a process frozen at its exit by a Runner.
+	atExit     bool
+	exiting    ExitStatus // how it ends, from its exit stop
+	sharedWith int        // a live process sharing its address space
+
 	att        *attacher    // for a process from Attach
 	release    func() error // detaches, or lets the exiting program go
 	once       sync.Once
@@ -58,6 +63,18 @@ func (p *Process) Threads() []addrspace.Thread { return slices.Clone(p.threads) 
 // Warnings lists what could not be frozen faithfully, such as threads
 // that vanished while heapsift attached.
 func (p *Process) Warnings() []string { return slices.Clone(p.warnings) }
+
+// Exiting reports how a process that a Runner froze at its exit is
+// ending: its exit code, or the signal that kills it. ok is false for a
+// process from Attach.
+func (p *Process) Exiting() (s ExitStatus, ok bool) { return p.exiting, p.atExit }
+
+// SharesMemoryWith returns the pid of another traced process, still
+// running, that shares this process's address space, or 0. That happens
+// with a vfork (or clone(CLONE_VM)) child that exits without exec: its
+// heap is its parent's, best analyzed when the last process using it
+// exits. Only a Runner from StartTree sets it.
+func (p *Process) SharesMemoryWith() int { return p.sharedWith }
 
 // Detach releases the process. For a process from Attach, every thread is
 // detached and resumes as if nothing happened: a signal that arrived

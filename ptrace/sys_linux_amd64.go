@@ -83,3 +83,33 @@ func getVector(tid int, buf []byte) []byte {
 	}
 	return nil
 }
+
+// cldTrapped is CLD_TRAPPED: si_code of a ptrace-stop in waitid(2).
+const cldTrapped = 4
+
+// sigchldInfo is siginfo_t as waitid(2) fills it for a child.
+type sigchldInfo struct {
+	Signo, Errno, Code, _ int32
+	Pid                   int32
+	UID                   uint32
+	Status                int32
+	_                     [100]byte
+}
+
+// pendingExitStop reports whether tracee tid sits in a PTRACE_EVENT_EXIT
+// stop that wait4 has not returned yet. It peeks with waitid(WNOWAIT),
+// which leaves the event to be reported as usual.
+func pendingExitStop(tid int) bool {
+	var info sigchldInfo
+	const opts = unix.WEXITED | unix.WSTOPPED | unix.WNOHANG | unix.WNOWAIT | unix.WALL | unix.WNOTHREAD
+	for {
+		_, _, e := unix.Syscall6(unix.SYS_WAITID, unix.P_PID, uintptr(tid), uintptr(unsafe.Pointer(&info)), opts, 0, 0)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 || int(info.Pid) != tid {
+			return false
+		}
+		return info.Code == cldTrapped && info.Status == int32(unix.SIGTRAP)|unix.PTRACE_EVENT_EXIT<<8
+	}
+}

@@ -4,6 +4,7 @@
 //   sigself       raise SIGUSR1 at itself; exit 7 if the handler ran, else 1
 //   crash         a second thread crashes with SIGSEGV, r12 = 0xdead0000c0de
 //   mtexit N      N threads spin with r12 = 0xfeed0000+i; main exits with 3
+//   idleexit N    N threads sleep in pause(); main exits with 3
 //   stopself      raise SIGSTOP; exit 5 once continued
 //   exec ARGS...  start threads, then execv(ARGS)
 //   thread-exec ARGS...  like exec, but from a second thread
@@ -117,6 +118,13 @@ int main(int argc, char **argv) {
 			spawn(spin_r12, (void *)(uintptr_t)i);
 		while (running < n)
 			usleep(1000);
+		exit(3);
+	}
+	if (!strcmp(mode, "idleexit") && argc > 2) {
+		int n = atoi(argv[2]);
+		for (int i = 0; i < n; i++)
+			spawn(idle, 0);
+		usleep(5000);
 		exit(3);
 	}
 	if (!strcmp(mode, "stopself")) {
