@@ -25,55 +25,73 @@ var families = []struct {
 // single arena, main_arena is the malloc_state in libc's data whose next
 // points to itself.
 func inferLayout(s addrspace.Space, lc *libc) (Layout, uint64, string, error) {
-	maps := s.Mappings()
 	for _, fam := range families {
 		l, _ := LayoutFor(2, fam.minor)
-		w := &walker{s: s, l: l, maps: maps}
-		var heapArenas []uint64
-		for _, m := range maps {
-			if uint64(m.Start)%l.HeapMaxSize != 0 || m.Path != "" || m.Perm&addrspace.Write == 0 {
-				continue
-			}
-			if ar, err := w.u64(uint64(m.Start)); err == nil && ar == uint64(m.Start)+l.HeapInfoSize {
-				heapArenas = append(heapArenas, ar)
-			}
+		if a, how, ok := findArenaIn(s, lc, l, fam.name+" layout"); ok {
+			return l, a, how, nil
 		}
-		for _, ar := range heapArenas {
-			a := ar
-			for n := 0; n < 4096; n++ {
-				next, err := w.u64(a + l.ArenaNext)
-				if err != nil || next == ar {
-					break
-				}
-				if (next-l.HeapInfoSize)%l.HeapMaxSize != 0 {
-					if w.validateArena(next, true) == nil {
-						return l, next, fmt.Sprintf("the arena ring of the heap at %#x (%s layout)", ar-l.HeapInfoSize, fam.name), nil
-					}
-					break
-				}
-				a = next
-			}
+	}
+	return Layout{}, 0, "", fmt.Errorf("cannot find main_arena without libc's file: no heap_info and no malloc_state in %s", dataName(lc))
+}
+
+// dataName names where main_arena lives.
+func dataName(lc *libc) string {
+	if lc.static {
+		return "the executable's data"
+	}
+	return "libc's data"
+}
+
+// findArenaIn finds main_arena in memory alone, with layout l (named for
+// the finding): from a thread arena's ring, or as a self-linked
+// malloc_state in libc's (a static executable's) data.
+func findArenaIn(s addrspace.Space, lc *libc, l Layout, name string) (uint64, string, bool) {
+	maps := s.Mappings()
+	w := &walker{s: s, l: l, maps: maps}
+	var heapArenas []uint64
+	for _, m := range maps {
+		if uint64(m.Start)%l.HeapMaxSize != 0 || m.Path != "" || m.Perm&addrspace.Write == 0 {
+			continue
 		}
-		for _, m := range lc.mod.Mappings {
-			if m.Perm&addrspace.Write == 0 || m.Size() > 64<<20 {
+		if ar, err := w.u64(uint64(m.Start)); err == nil && ar == uint64(m.Start)+l.HeapInfoSize {
+			heapArenas = append(heapArenas, ar)
+		}
+	}
+	for _, ar := range heapArenas {
+		a := ar
+		for n := 0; n < 4096; n++ {
+			next, err := w.u64(a + l.ArenaNext)
+			if err != nil || next == ar {
+				break
+			}
+			if (next-l.HeapInfoSize)%l.HeapMaxSize != 0 {
+				if w.validateArena(next, true) == nil {
+					return next, fmt.Sprintf("the arena ring of the heap at %#x (%s)", ar-l.HeapInfoSize, name), true
+				}
+				break
+			}
+			a = next
+		}
+	}
+	for _, m := range lc.mod.Mappings {
+		if m.Perm&addrspace.Write == 0 || m.Size() > 64<<20 {
+			continue
+		}
+		b, err := addrspace.ReadFull(s, m.Start, int(m.Size()))
+		if err != nil {
+			continue
+		}
+		for off := uint64(0); off+l.ArenaSize <= uint64(len(b)); off += 8 {
+			a := uint64(m.Start) + off
+			if binary.LittleEndian.Uint64(b[off+l.ArenaNext:]) != a || binary.LittleEndian.Uint64(b[off+l.ArenaTop:]) == 0 {
 				continue
 			}
-			b, err := addrspace.ReadFull(s, m.Start, int(m.Size()))
-			if err != nil {
-				continue
-			}
-			for off := uint64(0); off+l.ArenaSize <= uint64(len(b)); off += 8 {
-				a := uint64(m.Start) + off
-				if binary.LittleEndian.Uint64(b[off+l.ArenaNext:]) != a || binary.LittleEndian.Uint64(b[off+l.ArenaTop:]) == 0 {
-					continue
-				}
-				if w.validateArena(a, true) == nil {
-					return l, a, fmt.Sprintf("a self-linked malloc_state in libc's data (%s layout)", fam.name), nil
-				}
+			if w.validateArena(a, true) == nil {
+				return a, fmt.Sprintf("a self-linked malloc_state in %s (%s)", dataName(lc), name), true
 			}
 		}
 	}
-	return Layout{}, 0, "", fmt.Errorf("cannot find main_arena without libc's file: no heap_info and no malloc_state in libc's data")
+	return 0, "", false
 }
 
 // A tcacheShape is one layout of tcache_perthread_struct.

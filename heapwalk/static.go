@@ -101,7 +101,7 @@ var mpFamilies = []struct {
 // inferLayout has found main_arena: mp_ tells the family (its image in
 // the executable's .data, or its live values), which the arena's layout
 // must agree with. It returns the evidence as a version span.
-func (w *walker) staticLayout(lc *libc, ma uint64) span {
+func (w *walker) staticLayout(lc *libc) span {
 	sp := span{MinMinor, MaxMinor}
 	if w.l.NFastbins > 0 {
 		sp = sp.and(span{27, 42})
@@ -153,8 +153,17 @@ func (w *walker) staticLayout(lc *libc, ma uint64) span {
 }
 
 // staticVersion narrows the span with the tcache struct's layout and the
-// free lists' safe-linking.
-func (w *walker) staticVersion(sp span) span {
+// free lists' safe-linking, and reports it.
+func (w *walker) staticVersion(sp span, ma uint64) {
+	sp = w.narrowSpan(sp)
+	w.h.Banner = fmt.Sprintf("static executable (no version banner); the malloc layout of glibc %v", sp)
+	w.h.Findings = append(w.h.Findings, Finding{What: fmt.Sprintf("glibc %v layout", sp), Addr: addrspace.Addr(ma), How: []string{
+		"a static executable has no version banner: inferred from main_arena, mp_, the tcache struct and safe-linking"}})
+}
+
+// narrowSpan narrows sp with the tcache struct's layout and the free
+// lists' safe-linking.
+func (w *walker) narrowSpan(sp span) span {
 	for i, sh := range tcacheShapes {
 		if sh.chunk == w.l.TcacheChunkSize && len(w.h.Tcaches) > 0 {
 			hi := MaxMinor

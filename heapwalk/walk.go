@@ -84,22 +84,9 @@ func Walk(s addrspace.Space, opt Options) (*Heap, error) {
 	if err != nil {
 		return nil, err
 	}
-	var l Layout
-	var ma uint64
-	var inferredHow string
-	switch {
-	case lc.static || lc.major == 0:
-		l, ma, inferredHow, err = inferLayout(s, lc)
-		if err != nil && lc.static {
-			return nil, notGlibc(lc, err)
-		}
-		if err != nil {
-			return nil, err
-		}
-	default:
-		if l, err = LayoutFor(lc.major, lc.minor); err != nil {
-			return nil, fmt.Errorf("%s: %w", lc.banner, err)
-		}
+	l, ma, inferredHow, err := chooseLayout(s, lc)
+	if err != nil {
+		return nil, err
 	}
 	h := &Heap{Layout: l, Glibc: fmt.Sprintf("%d.%d", lc.major, lc.minor), Banner: lc.banner,
 		Libc: lc.mod.Path, Warnings: warns, NMmaps: -1}
@@ -110,7 +97,9 @@ func Walk(s addrspace.Space, opt Options) (*Heap, error) {
 		}
 	}
 	if inferredHow != "" {
-		h.Glibc = "unknown"
+		if lc.major == 0 || lc.static {
+			h.Glibc = "unknown"
+		}
 		how := []string{inferredHow}
 		if lc.static {
 			how = append(how, w.staticArenaChecks(lc, ma)...)
@@ -127,7 +116,7 @@ func Walk(s addrspace.Space, opt Options) (*Heap, error) {
 	}
 	var sp span
 	if lc.static {
-		sp = w.staticLayout(lc, ma)
+		sp = w.staticLayout(lc)
 	}
 	if err := w.checkForeign(lc); err != nil {
 		return nil, err
@@ -137,10 +126,7 @@ func Walk(s addrspace.Space, opt Options) (*Heap, error) {
 	}
 	w.findTcaches(lc, inferredHow != "")
 	if lc.static {
-		sp = w.staticVersion(sp)
-		h.Banner = fmt.Sprintf("static executable (no version banner); the malloc layout of glibc %v", sp)
-		h.Findings = append(h.Findings, Finding{What: fmt.Sprintf("glibc %v layout", sp), Addr: addrspace.Addr(ma), How: []string{
-			"a static executable has no version banner: inferred from main_arena, mp_, the tcache struct and safe-linking"}})
+		w.staticVersion(sp, ma)
 	}
 	for i := range h.Arenas {
 		if h.Arenas[i].Top != 0 { // malloc has never run in a zero arena
@@ -150,6 +136,31 @@ func Walk(s addrspace.Space, opt Options) (*Heap, error) {
 	w.findMmapped()
 	w.finish()
 	return h, nil
+}
+
+// chooseLayout picks the layout from the version, or infers it (and finds
+// main_arena on the way, how says how) when there is no version to go by
+// or no libc file to find main_arena with.
+func chooseLayout(s addrspace.Space, lc *libc) (l Layout, ma uint64, how string, err error) {
+	if lc.static || lc.major == 0 {
+		l, ma, how, err = inferLayout(s, lc)
+		if err != nil && lc.static {
+			err = notGlibc(lc, err)
+		}
+		return l, ma, how, err
+	}
+	if l, err = LayoutFor(lc.major, lc.minor); err != nil {
+		return l, 0, "", fmt.Errorf("%s: %w", lc.banner, err)
+	}
+	if lc.file == nil {
+		// The banner came from memory (a core with libc's read-only data)
+		// but libc's file is missing: no relocations, no code.
+		var ok bool
+		if ma, how, ok = findArenaIn(s, lc, l, fmt.Sprintf("glibc %d.%d's layout", lc.major, lc.minor)); !ok {
+			return l, 0, "", fmt.Errorf("cannot find main_arena of glibc %d.%d without %s's file: no heap_info and no malloc_state in libc's data", lc.major, lc.minor, lc.mod.Path)
+		}
+	}
+	return l, ma, how, nil
 }
 
 // findTcaches finds every thread's tcache and the chunks cached there:

@@ -37,12 +37,12 @@ func refused(t *testing.T, pid int, runArgv []string, env []string, want ...stri
 	}
 	if pid > 0 {
 		e, out, errb := testEnv(t, env...)
-		check("live", e.main([]string{"leaks", "--json", strconv.Itoa(pid)}), out, errb)
+		check("live", traced(e, "leaks", "--json", strconv.Itoa(pid)), out, errb)
 		assertUntouched(t, pid)
 	}
 	if runArgv != nil {
 		e, out, errb := testEnv(t, env...)
-		check("exit", e.main(append([]string{"run", "--json", "--"}, runArgv...)), out, errb)
+		check("exit", traced(e, append([]string{"run", "--json", "--"}, runArgv...)...), out, errb)
 	}
 }
 

@@ -36,7 +36,7 @@ func TestGlibcVersions(t *testing.T) {
 		t.Run(r.Name(), func(t *testing.T) {
 			t.Parallel()
 			g := glibctest.Get(t, r)
-			t.Logf("glibc %s: Debian %s in %s", r.Name(), g.Version, g.Root)
+			t.Logf("glibc %s: Debian %s in %s", r.Name(), g.Debian, g.Root)
 			tc := g.Toolchain()
 			for _, name := range versionFixtures {
 				t.Run(name, func(t *testing.T) {
@@ -55,6 +55,20 @@ func TestGlibcVersions(t *testing.T) {
 	}
 }
 
+// tracing serializes the analyses that ptrace a process: attaching from
+// several goroutines of one process at once can hang an attach (the
+// tracee's stop is never reported to the attaching thread), a bug of
+// package ptrace that the end-to-end tests, which run one at a time,
+// never meet.
+var tracing sync.Mutex
+
+// traced runs heapsift with args while holding tracing.
+func traced(e *env, args ...string) int {
+	tracing.Lock()
+	defer tracing.Unlock()
+	return e.main(args)
+}
+
 // glibcNoSymbols is the environment that hides every debug file.
 var glibcNoSymbols = []string{"HEAPSIFT_NO_DEBUG_SYMBOLS=1"}
 
@@ -64,7 +78,7 @@ var glibcNoSymbols = []string{"HEAPSIFT_NO_DEBUG_SYMBOLS=1"}
 func glibcLiveCore(t *testing.T, g *glibctest.Glibc, bin string) {
 	pid, truth := testprog.StartPaused(t, bin)
 	e, out, errb := testEnv(t, glibcNoSymbols...)
-	code := e.main([]string{"leaks", "--json", strconv.Itoa(pid)})
+	code := traced(e, "leaks", "--json", strconv.Itoa(pid))
 	if out.Len() == 0 {
 		t.Fatalf("live: exit %d, no report; stderr: %s", code, errb)
 	}
@@ -77,7 +91,7 @@ func glibcLiveCore(t *testing.T, g *glibctest.Glibc, bin string) {
 		// With libc6-dbg's symbols: the same structures, found by name.
 		dbg := g.DebugDir(t)
 		e, out, errb = testEnv(t)
-		e.main([]string{"leaks", "--json", "--debug-file-directory", dbg, strconv.Itoa(pid)})
+		traced(e, "leaks", "--json", "--debug-file-directory", dbg, strconv.Itoa(pid))
 		if out.Len() == 0 {
 			t.Fatalf("live with symbols: no report; stderr: %s", errb)
 		}
@@ -100,8 +114,10 @@ func glibcLiveCore(t *testing.T, g *glibctest.Glibc, bin string) {
 	if out.Len() == 0 {
 		t.Fatalf("core-only: no report; stderr: %s", errb)
 	}
-	if rep = checkFixtureReport(t, g, truth, out.Bytes()); rep.Target.Glibc != "unknown" {
-		t.Errorf("core-only: glibc %q, want unknown", rep.Target.Glibc)
+	// A core from heapsift dump holds libc's read-only data, banner
+	// included; gcore's does not.
+	if rep = checkFixtureReport(t, g, truth, out.Bytes()); rep.Target.Glibc != "unknown" && (rep.Target.Glibc != g.Name() || isStaticFixture(bin)) {
+		t.Errorf("core-only: glibc %q, want unknown or %s", rep.Target.Glibc, g.Name())
 	}
 }
 
@@ -109,7 +125,7 @@ func glibcLiveCore(t *testing.T, g *glibctest.Glibc, bin string) {
 func glibcExit(t *testing.T, g *glibctest.Glibc, bin string) {
 	truthPath := filepath.Join(t.TempDir(), "truth.json")
 	e, out, errb := testEnv(t, append(glibcNoSymbols, "HS_MODE=exit")...)
-	code := e.main([]string{"run", "--json", "--", bin, truthPath})
+	code := traced(e, "run", "--json", "--", bin, truthPath)
 	truth, err := testprog.LoadTruth(truthPath)
 	if err != nil {
 		t.Fatalf("%v; exit %d; stderr: %s", err, code, errb)
@@ -244,7 +260,7 @@ func coreOf(t *testing.T, pid int) string {
 	}
 	core := filepath.Join(dir, "dump.core")
 	e, _, errb := testEnv(t)
-	if code := e.main([]string{"dump", strconv.Itoa(pid), "-o", core}); code != exitOK {
+	if code := traced(e, "dump", strconv.Itoa(pid), "-o", core); code != exitOK {
 		t.Fatalf("dump exit %d: %s", code, errb)
 	}
 	t.Logf("core written by heapsift dump (gcore is missing or would zero the guarded stacks)")

@@ -29,7 +29,7 @@ func TestStaticExecutable(t *testing.T) {
 			t.Run("live+core", func(t *testing.T) {
 				pid, truth := testprog.StartPaused(t, bin)
 				e, out, errb := testEnv(t, glibcNoSymbols...)
-				code := e.main([]string{"leaks", "--json", strconv.Itoa(pid)})
+				code := traced(e, "leaks", "--json", strconv.Itoa(pid))
 				if out.Len() == 0 {
 					t.Fatalf("live: exit %d, no report; stderr: %s", code, errb)
 				}
@@ -41,7 +41,7 @@ func TestStaticExecutable(t *testing.T) {
 				// With symbols allowed, an unstripped executable's own
 				// symbol table confirms main_arena.
 				e, out, errb = testEnv(t)
-				e.main([]string{"leaks", "--json", strconv.Itoa(pid)})
+				traced(e, "leaks", "--json", strconv.Itoa(pid))
 				if out.Len() == 0 {
 					t.Fatalf("live with symbols: no report; stderr: %s", errb)
 				}

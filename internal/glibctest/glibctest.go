@@ -116,7 +116,7 @@ func Fetch(t testing.TB, p Package) string {
 	}
 	mu.Unlock()
 	res.once.Do(func() {
-		res.dir, res.ver, res.err = unpackCached(p.Name, func(debs string) ([]string, error) {
+		res.dir, res.ver, res.err = unpackCached(p.Name+"_"+p.Version, func(debs string) ([]string, error) {
 			deb, err := downloadDeb(p, debs)
 			return []string{deb}, err
 		})
@@ -134,10 +134,10 @@ func Fetch(t testing.TB, p Package) string {
 // Glibc is an unpacked release.
 type Glibc struct {
 	Release
-	Version string // the Debian version actually unpacked
-	Root    string // the sysroot: libc6 and libc6-dev unpacked, symlinks fixed
-	Loader  string // its ld.so, a regular file
-	LibDir  string // the directory of its libc.so.6
+	Debian string // the Debian version unpacked (the pinned one, or its successor)
+	Root   string // the sysroot: libc6 and libc6-dev unpacked, symlinks fixed
+	Loader string // its ld.so, a regular file
+	LibDir string // the directory of its libc.so.6
 }
 
 // Skipped reports why tests that download must not run, or "".
@@ -180,7 +180,7 @@ type result struct {
 func Get(t testing.TB, r Release) *Glibc {
 	t.Helper()
 	dir, ver := fetch(t, r, "libc6", "libc6-dev")
-	g := &Glibc{Release: r, Version: ver, Root: dir}
+	g := &Glibc{Release: r, Debian: ver, Root: dir}
 	g.LibDir = filepath.Join(dir, "lib", "x86_64-linux-gnu")
 	ld, err := filepath.EvalSymlinks(filepath.Join(dir, "lib64", "ld-linux-x86-64.so.2"))
 	if err != nil {
@@ -237,9 +237,9 @@ func CacheDir() (string, error) {
 
 // prepare returns the unpacked tree of pkgs of r, making it if needed.
 func prepare(r Release, pkgs []string) (string, string, error) {
-	name := r.Name()
+	name := "libc6_" + r.Version // a tree per pin: a new pin unpacks anew
 	if len(pkgs) == 1 && pkgs[0] == "libc6-dbg" {
-		name += "-dbg"
+		name = "libc6-dbg_" + r.Version
 	}
 	return unpackCached(name, func(debs string) ([]string, error) {
 		var out []string
@@ -435,14 +435,18 @@ func aptDownload(suite, pkg, dir string) (string, error) {
 		"-o", "Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled=false",
 		"-o", "Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled=false",
 		"-o", "Debug::NoLocking=1"}
-	if out, err := exec.Command("apt-get", append(opts, "update")...).CombinedOutput(); err != nil {
-		return "", fmt.Errorf("apt-get update: %v\n%s", err, out)
+	stamp := filepath.Join(root, "updated")
+	if st, err := os.Stat(stamp); err != nil || time.Since(st.ModTime()) > 24*time.Hour {
+		if out, err := exec.Command("apt-get", append(opts, "update")...).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("apt-get update: %v\n%s", err, out)
+		}
+		os.WriteFile(stamp, nil, 0o644)
 	}
 	before, _ := filepath.Glob(filepath.Join(dir, pkg+"_*.deb"))
-	cmd := exec.Command("apt-get", append(opts, "download", pkg+"/"+suite)...)
+	cmd := exec.Command("apt-get", append(opts, "download", pkg)...) // the newest, security updates included
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("apt-get download %s/%s: %v\n%s", pkg, suite, err, out)
+		return "", fmt.Errorf("apt-get download %s (%s): %v\n%s", pkg, suite, err, out)
 	}
 	after, _ := filepath.Glob(filepath.Join(dir, pkg+"_*.deb"))
 	seen := map[string]bool{}
@@ -454,7 +458,7 @@ func aptDownload(suite, pkg, dir string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("apt-get download %s/%s left no new .deb in %s", pkg, suite, dir)
+	return "", fmt.Errorf("apt-get download %s (%s) left no new .deb in %s", pkg, suite, dir)
 }
 
 // debVersion reads the Version field of a .deb.
