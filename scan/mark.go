@@ -190,8 +190,8 @@ func (w *worker) scanRange(start, end addrspace.Addr, definite, interiorOK bool)
 		b := w.buf[:n]
 		if _, err := m.s.ReadAt(b, a); err != nil {
 			// Scan what can be read, page by page.
-			for p := a; p < a+addrspace.Addr(n); p += 4096 {
-				pe := min(p.AlignDown(4096)+4096, a+addrspace.Addr(n))
+			for p, pe := a, a; p < a+addrspace.Addr(n); p = pe {
+				pe = min(p.AlignDown(4096)+4096, a+addrspace.Addr(n))
 				pb := b[:pe-p]
 				if _, err := m.s.ReadAt(pb, p); err == nil {
 					w.scanWords(pb, p, definite, interiorOK)
