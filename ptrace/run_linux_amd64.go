@@ -47,9 +47,6 @@ const (
 	sysExitGroup = 231
 )
 
-// maxLost bounds the set of unknown thread ids whose death was seen.
-const maxLost = 4096
-
 // ExitStatus is how a program ended.
 type ExitStatus struct {
 	Code       int            // the exit code, if Signal is 0
@@ -126,7 +123,6 @@ type Runner struct {
 	root      *runProc
 	procs     map[int]*runProc // every traced process, by process id
 	tasks     map[int]*runProc // every traced thread, by thread id
-	lost      map[int]bool     // unknown threads whose death was reported (StartTree)
 	made      []*Process       // every Process frozen so far
 	releasing bool             // Finish or Close: let every thread exit
 	killing   bool             // Close: kill every process, new ones too
@@ -229,7 +225,6 @@ func startRunner(argv []string, env []string, stdio [3]*os.File, tree bool) (*Ru
 		ready:   make(chan struct{}, 1),
 		procs:   map[int]*runProc{},
 		tasks:   map[int]*runProc{},
-		lost:    map[int]bool{},
 	}
 	argv = slices.Clone(argv)
 	err = r.srv.do(func() error { return r.start(path, argv, env, fds[:]) })
@@ -708,16 +703,11 @@ func (r *Runner) event(tid int, ws unix.WaitStatus) {
 // died handles the death of thread tid, reported by wait4.
 func (r *Runner) died(tid int, ws unix.WaitStatus) {
 	rp := r.tasks[tid]
+	if rp == nil {
+		rp = r.procs[tid] // a main thread known only as its process's id
+	}
 	delete(r.tasks, tid)
 	if rp == nil {
-		if r.tree {
-			// A new process killed before its first stop, whose
-			// creation event may still be queued: see newTask.
-			if len(r.lost) >= maxLost {
-				clear(r.lost)
-			}
-			r.lost[tid] = true
-		}
 		return
 	}
 	delete(rp.threads, tid)
@@ -748,12 +738,10 @@ func (r *Runner) died(tid int, ws unix.WaitStatus) {
 
 // newTask registers the thread or process tid that a clone, fork or vfork
 // of parent created. Its first stop may have come before its creator's
-// event, and registered it already.
+// event, and registered it already; it may even have lived and died
+// meanwhile (wait4 reports the newest tracees first, and the creator can
+// be slow to reach its event stop).
 func (r *Runner) newTask(parent *runProc, tid, event int) {
-	if r.lost[tid] {
-		delete(r.lost, tid)
-		return
-	}
 	if r.tasks[tid] != nil {
 		if rp := r.procs[tid]; rp != nil && event == unix.PTRACE_EVENT_VFORK {
 			rp.vforkParent = parent.pid
@@ -775,7 +763,11 @@ func (r *Runner) newTask(parent *runProc, tid, event int) {
 		return
 	}
 	// A new process (a clone without CLONE_THREAD is the leader of its
-	// own thread group).
+	// own thread group), unless it is gone already: then its pid is no
+	// longer traced by this thread (reaped, or even reused).
+	if !r.tracedProcess(tid) {
+		return
+	}
 	rp := r.procs[tid]
 	if rp == nil {
 		rp = r.addProc(tid)
@@ -786,6 +778,13 @@ func (r *Runner) newTask(parent *runProc, tid, event int) {
 	if event == unix.PTRACE_EVENT_VFORK {
 		rp.vforkParent = parent.pid
 	}
+}
+
+// tracedProcess tells whether pid is a process (thread group leader)
+// traced by this server thread.
+func (r *Runner) tracedProcess(pid int) bool {
+	st, err := readStatus(procDir(pid) + "/status")
+	return err == nil && st["Tgid"] == strconv.Itoa(pid) && st["TracerPid"] == strconv.Itoa(r.srv.tid)
 }
 
 // adopt registers an unknown thread tid: with Start, a new thread of the

@@ -39,6 +39,9 @@ type server struct {
 	// events receives wait4 results while the server is idle. Only
 	// touched on the server thread.
 	events func(tid int, ws unix.WaitStatus)
+	// tid is the server thread's id, the tracer of its tracees. Set
+	// before the first request runs.
+	tid int
 }
 
 func newServer() *server {
@@ -81,6 +84,7 @@ func newServer() *server {
 // PTRACE_O_EXITKILL) instead of leaking to a thread that would run other
 // goroutines.
 func (s *server) run() {
+	s.tid = unix.Gettid()
 	defer close(s.done)
 	defer signal.Stop(s.sigchld)
 	tick := time.NewTicker(pollInterval)

@@ -315,12 +315,35 @@ func TestTreeThreads(t *testing.T) {
 func TestTreeThreadChurn(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		r := startTree(t, nil, "churn", "300")
-		if os.Getenv("CHURN_DEBUG") != "" {
-			t.Logf("%d", r.Pid())
-		}
 		if ps := collect(t, r, 0); len(ps) != 1 || ps[0].pid != r.Pid() {
 			t.Fatalf("processes %v, want the program only", ps)
 		}
+	}
+}
+
+// TestTreeNewTaskGone: a creation event handled after the new task's whole
+// life (its first stop, exit and death came first, the creator was slow to
+// stop) registers nothing: a process that never exits would keep Next
+// waiting forever. (Seen with threads of a busy program on 2 CPUs.)
+func TestTreeNewTaskGone(t *testing.T) {
+	cmd := exec.Command("/bin/true")
+	if err := cmd.Run(); err != nil {
+		t.Skip(err)
+	}
+	gone := cmd.Process.Pid // reaped: no such task any more
+	r := &Runner{tree: true, procs: map[int]*runProc{}, tasks: map[int]*runProc{}, srv: &server{tid: os.Getpid()}}
+	parent := r.addProc(os.Getpid())
+	for _, ev := range []int{syscall.PTRACE_EVENT_CLONE, syscall.PTRACE_EVENT_FORK, syscall.PTRACE_EVENT_VFORK} {
+		r.newTask(parent, gone, ev)
+	}
+	if len(r.procs) != 1 || len(r.tasks) != 1 || len(parent.threads) != 1 {
+		t.Errorf("a task that is gone was registered: procs %v, tasks %v", r.procs, r.tasks)
+	}
+	// A process that exists but that this thread does not trace is not
+	// registered either (its pid was reused).
+	r.newTask(parent, os.Getppid(), syscall.PTRACE_EVENT_FORK)
+	if len(r.procs) != 1 {
+		t.Errorf("an untraced process was registered: %v", r.procs)
 	}
 }
 

@@ -275,8 +275,9 @@ func onePerPid(t *testing.T, reps []report.Report) {
 }
 
 // TestFollowForksScript: a shell script runs three fixture binaries, one of
-// which leaks, and a program without libc: exactly the leaking one fails,
-// the libc-less one is skipped with one line, each report names its process, and
+// which leaks, a program without libc and the go command: exactly the
+// leaking one fails, the others are skipped with one line each, each
+// report names its process, and
 // heapsift exits with 3. The shell itself (dash or bash: glibc programs
 // on Debian) is analyzed like any process, and leaks nothing.
 func TestFollowForksScript(t *testing.T) {
@@ -285,13 +286,20 @@ func TestFollowForksScript(t *testing.T) {
 	static := noLibcProgram(t)
 	dir := t.TempDir()
 	script := filepath.Join(dir, "suite.sh")
+	// The Go toolchain too, a Go program, when there is one.
+	gocmd, _ := exec.LookPath("go")
+	goLine := ""
+	if gocmd != "" {
+		goLine = "GOTOOLCHAIN=local " + gocmd + " version >/dev/null"
+	}
 	os.WriteFile(script, []byte(fmt.Sprintf(`#!/bin/sh
 HS_LEAK_WIDGETS=0 %[1]s %[2]s/t1.json
 HS_LEAK_WIDGETS=5 %[1]s %[2]s/t2.json
 HS_LEAK_WIDGETS=0 %[1]s %[2]s/t3.json
 %[3]s static-arg
+%[4]s
 exit 0
-`, bin, dir, static)), 0o755)
+`, bin, dir, static, goLine)), 0o755)
 	junit := filepath.Join(dir, "junit.xml")
 	outFile := filepath.Join(dir, "reports.json")
 	code, reps, stderr := runTreeJSON(t, []string{"--junit", junit, "-o", outFile}, []string{script}, "HS_MODE=exit")
@@ -328,7 +336,7 @@ exit 0
 	}
 	// The shell is analyzed when it uses glibc malloc, else skipped.
 	skips := regexp.MustCompile(`(?m)^heapsift: pid (\d+) \(([^)]*)\): skipped: (.*)$`).FindAllStringSubmatch(stderr, -1)
-	staticSkips := 0
+	staticSkips, goSkips := 0, 0
 	for _, s := range skips {
 		switch {
 		case strings.HasPrefix(s[2], static+" static-arg"):
@@ -336,11 +344,19 @@ exit 0
 			if !strings.Contains(s[3], "no glibc malloc") {
 				t.Errorf("program without libc skipped for %q", s[3])
 			}
+		case gocmd != "" && s[2] == gocmd+" version":
+			goSkips++
+			if !strings.Contains(s[3], "no glibc malloc") {
+				t.Errorf("the go command skipped for %q", s[3])
+			}
 		case strings.Contains(s[2], script):
 			shells++
 		default:
 			t.Errorf("unexpected skip: %s", s[0])
 		}
+	}
+	if gocmd != "" && goSkips != 1 {
+		t.Errorf("the go command skipped %d times, want 1; stderr:\n%s", goSkips, stderr)
 	}
 	if staticSkips != 1 || shells != 1 {
 		t.Errorf("program without libc skipped %d times, shell seen %d times; want 1 and 1; stderr:\n%s", staticSkips, shells, stderr)

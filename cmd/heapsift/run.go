@@ -31,7 +31,7 @@ usual. heapsift exits with the program's own status, or with
 With --follow-forks, every process that PROGRAM starts (fork, vfork, clone,
 through any exec, also after its parent exited) is stopped at its own exit
 and reported in turn, while the others run on; processes without glibc
-malloc (static or Go binaries, musl...) are skipped with one line. heapsift
+malloc (Go programs, musl, other allocators) are skipped with one line. heapsift
 waits until every process of the tree is gone. --json then prints a JSON
 array of reports, and --junit holds one test case per analyzed process.
 
