@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/spf13/pflag"
 )
 
 //go:embed demo/leaker.c
@@ -26,16 +24,11 @@ Flags:
 `
 
 func (e *env) demo(args []string) error {
-	fs := pflag.NewFlagSet("demo", pflag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() { fmt.Fprint(e.stderr, demoHelp+fs.FlagUsages()) }
+	fs := e.flagSet("demo", demoHelp)
 	var a analysisFlags
 	a.register(fs)
-	if err := fs.Parse(args); err != nil {
-		if err == pflag.ErrHelp {
-			return nil
-		}
-		return usageErr("%v", err)
+	if helped, err := parseFlags(fs, args); helped || err != nil {
+		return err
 	}
 	dir, err := os.MkdirTemp("", "heapsift-demo-")
 	if err != nil {

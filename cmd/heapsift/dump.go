@@ -6,7 +6,6 @@ import (
 	"strconv"
 
 	"github.com/heapsift/heapsift/corefile"
-	"github.com/spf13/pflag"
 )
 
 const dumpHelp = `Usage: heapsift dump [flags] PID -o FILE
@@ -20,15 +19,10 @@ Flags:
 `
 
 func (e *env) dump(args []string) error {
-	fs := pflag.NewFlagSet("dump", pflag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() { fmt.Fprint(e.stderr, dumpHelp+fs.FlagUsages()) }
+	fs := e.flagSet("dump", dumpHelp)
 	out := fs.StringP("output", "o", "", "the core file to write")
-	if err := fs.Parse(args); err != nil {
-		if err == pflag.ErrHelp {
-			return nil
-		}
-		return usageErr("%v", err)
+	if helped, err := parseFlags(fs, args); helped || err != nil {
+		return err
 	}
 	if fs.NArg() != 1 || *out == "" {
 		fs.Usage()

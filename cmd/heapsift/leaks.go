@@ -41,18 +41,13 @@ func (t *targetFlags) register(fs *pflag.FlagSet) {
 }
 
 func (e *env) leaks(args []string) error {
-	fs := pflag.NewFlagSet("leaks", pflag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() { fmt.Fprint(e.stderr, leaksHelp+fs.FlagUsages()) }
+	fs := e.flagSet("leaks", leaksHelp)
 	var a analysisFlags
 	var t targetFlags
 	a.register(fs)
 	t.register(fs)
-	if err := fs.Parse(args); err != nil {
-		if err == pflag.ErrHelp {
-			return nil
-		}
-		return usageErr("%v", err)
+	if helped, err := parseFlags(fs, args); helped || err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()

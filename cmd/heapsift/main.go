@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/spf13/pflag"
 )
 
 // Exit codes.
@@ -105,4 +107,24 @@ func (e *env) main(args []string) int {
 	}
 	fmt.Fprintf(e.stderr, "heapsift: %v\n", err)
 	return exitFailure
+}
+
+// flagSet makes a command's flag set; its usage prints help, then the flags.
+func (e *env) flagSet(name, help string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() { fmt.Fprint(e.stderr, help+fs.FlagUsages()) }
+	return fs
+}
+
+// parseFlags parses a command's arguments. helped reports --help, after
+// which the command just returns; a bad flag is a usage error.
+func parseFlags(fs *pflag.FlagSet, args []string) (helped bool, err error) {
+	switch err := fs.Parse(args); {
+	case err == pflag.ErrHelp:
+		return true, nil
+	case err != nil:
+		return false, usageErr("%v", err)
+	}
+	return false, nil
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/heapsift/heapsift/stats"
-	"github.com/spf13/pflag"
 )
 
 const mapsHelp = `Usage: heapsift maps [flags] PID|CORE
@@ -22,19 +21,14 @@ Flags:
 `
 
 func (e *env) maps(args []string) error {
-	fs := pflag.NewFlagSet("maps", pflag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() { fmt.Fprint(e.stderr, mapsHelp+fs.FlagUsages()) }
+	fs := e.flagSet("maps", mapsHelp)
 	var a analysisFlags
 	var t targetFlags
 	fs.BoolVar(&a.json, "json", false, "write the summary as JSON on stdout")
 	registerWalkFlags(fs, &a)
 	t.register(fs)
-	if err := fs.Parse(args); err != nil {
-		if err == pflag.ErrHelp {
-			return nil
-		}
-		return usageErr("%v", err)
+	if helped, err := parseFlags(fs, args); helped || err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()

@@ -18,7 +18,6 @@ import (
 	"github.com/heapsift/heapsift/heapwalk"
 	"github.com/heapsift/heapsift/ptrace"
 	"github.com/heapsift/heapsift/report"
-	"github.com/spf13/pflag"
 )
 
 const runHelp = `Usage: heapsift run [flags] -- PROGRAM [ARGS...]
@@ -39,19 +38,14 @@ Flags:
 `
 
 func (e *env) run(args []string) error {
-	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() { fmt.Fprint(e.stderr, runHelp+fs.FlagUsages()) }
+	fs := e.flagSet("run", runHelp)
 	var a analysisFlags
 	a.register(fs)
 	var follow bool
 	fs.BoolVar(&follow, "follow-forks", false, "also report on every process the program starts (fork, vfork, clone, exec), each at its own exit")
 	fs.SetInterspersed(false)
-	if err := fs.Parse(args); err != nil {
-		if err == pflag.ErrHelp {
-			return nil
-		}
-		return usageErr("%v", err)
+	if helped, err := parseFlags(fs, args); helped || err != nil {
+		return err
 	}
 	argv := fs.Args()
 	if len(argv) == 0 {

@@ -54,18 +54,13 @@ func registerWalkFlags(fs *pflag.FlagSet, a *analysisFlags) {
 }
 
 func (e *env) stats(args []string) error {
-	fs := pflag.NewFlagSet("stats", pflag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() { fmt.Fprint(e.stderr, statsHelp+fs.FlagUsages()) }
+	fs := e.flagSet("stats", statsHelp)
 	var f statsFlags
 	var t targetFlags
 	f.register(fs)
 	t.register(fs)
-	if err := fs.Parse(args); err != nil {
-		if err == pflag.ErrHelp {
-			return nil
-		}
-		return usageErr("%v", err)
+	if helped, err := parseFlags(fs, args); helped || err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
