@@ -8,6 +8,7 @@
 package scan
 
 import (
+	"encoding/binary"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -47,28 +48,20 @@ type Root struct {
 // Roots lists the root regions of s, minus every range of heap memory.
 func Roots(s addrspace.Space, h *heapwalk.Heap) []Root {
 	maps := s.Mappings()
-	var roots []Root
-	stackVMA := map[addrspace.Addr]bool{}
-	for _, t := range s.Threads() {
-		m := addrspace.Find(maps, addrspace.Addr(t.Regs.Rsp))
-		if m == nil {
-			continue
-		}
-		stackVMA[m.Start] = true
-		lo := max(addrspace.Addr(t.Regs.Rsp)-128, m.Start) // the red zone is live
-		roots = append(roots, Root{Kind: RootStack, Start: lo, End: m.End, TID: t.TID})
-	}
+	heap := heapRanges(h)
+	roots, blocks := stackRoots(s, maps, heap)
 	modOf := map[addrspace.Addr]string{}
 	for _, mod := range addrspace.Modules(maps) {
 		for _, m := range mod.Mappings {
 			modOf[m.Start] = mod.Path
 		}
+		roots = append(roots, relroRoots(s, mod)...)
 	}
 	for _, m := range maps {
-		if stackVMA[m.Start] || m.Missing || m.Perm&addrspace.Read == 0 {
+		if m.Missing || m.Perm&addrspace.Read == 0 {
 			continue
 		}
-		if m.Path == "[vvar]" || m.Path == "[vsyscall]" || m.Path == "[vdso]" {
+		if m.Path == "[vvar]" || m.Path == "[vvar_vclock]" || m.Path == "[vsyscall]" || m.Path == "[vdso]" {
 			continue
 		}
 		if mod, ok := modOf[m.Start]; ok {
@@ -82,9 +75,203 @@ func Roots(s addrspace.Space, h *heapwalk.Heap) []Root {
 		if m.Perm&addrspace.Write == 0 && !m.Anonymous() {
 			continue // read-only file contents hold no heap pointers
 		}
-		roots = append(roots, Root{Kind: RootAnon, Start: m.Start, End: m.End})
+		// What the thread stack blocks in this mapping do not cover:
+		// the whole mapping, unless a stack is in it.
+		roots = append(roots, subtract([]Root{{Kind: RootAnon, Start: m.Start, End: m.End}}, blocks)...)
 	}
-	return subtract(roots, heapRanges(h))
+	return subtract(roots, heap)
+}
+
+// stackRoots lists the live part of every thread's stack block: for a
+// running thread, from its stack pointer (less the 128-byte red zone) to
+// the end of its block, where glibc keeps the thread's static TLS and its
+// TCB; for a stack in glibc's cache of exited threads' stacks, only the
+// TCB and struct pthread at the top (they hold the cached DTV). It also
+// returns, sorted, every block whole, which no other root may cover:
+// memory below a stack pointer, and a dead thread's stack, are stale, and
+// scanning them would hide leaks.
+//
+// A thread's block normally is its own mapping. glibc 2.42+ guards thread
+// stacks with MADV_GUARD_INSTALL (Linux 6.13+) instead of a PROT_NONE
+// mapping, and then neighbouring stacks merge into one mapping; the blocks
+// are then told apart by their TCBs (see blockOf).
+func stackRoots(s addrspace.Space, maps []addrspace.Mapping, heap []heapwalk.Segment) (roots []Root, blocks []heapwalk.Segment) {
+	live := map[addrspace.Addr]bool{}
+	for _, t := range s.Threads() {
+		sp := addrspace.Addr(t.Regs.Rsp)
+		m := addrspace.Find(maps, sp)
+		if m == nil {
+			continue
+		}
+		block := heapwalk.Segment{Start: m.Start, End: m.End}
+		if b, ok := blockOf(s, maps, addrspace.Addr(t.Regs.FsBase), sp); ok {
+			block = heapwalk.Segment{Start: max(b.Start, m.Start), End: min(b.End, m.End)}
+			live[addrspace.Addr(t.Regs.FsBase)] = true
+		}
+		lo := max(sp-128, block.Start) // the red zone is live
+		roots = append(roots, Root{Kind: RootStack, Start: lo, End: block.End, TID: t.TID})
+		blocks = append(blocks, block)
+	}
+	// Cached stacks: walk each anonymous writable mapping down from its
+	// end, block by block, as long as a glibc TCB sits at a block's top.
+	for _, m := range maps {
+		if !m.Anonymous() || m.Perm&(addrspace.Read|addrspace.Write) != addrspace.Read|addrspace.Write || m.Missing || covered(heap, m.Start, m.End) {
+			continue
+		}
+		for end := m.End; end > m.Start; {
+			tcb, b, ok := topBlock(s, maps, m, end)
+			if !ok {
+				break
+			}
+			b.Start = max(b.Start, m.Start)
+			if !live[tcb] {
+				roots = append(roots, Root{Kind: RootAnon, Start: tcb, End: b.End})
+				blocks = append(blocks, b)
+			}
+			end = b.Start
+		}
+	}
+	sort.Slice(blocks, func(i, j int) bool { return blocks[i].Start < blocks[j].Start })
+	return roots, blocks
+}
+
+// covered reports whether [start, end) lies inside one of the sorted ranges.
+func covered(ranges []heapwalk.Segment, start, end addrspace.Addr) bool {
+	i := sort.Search(len(ranges), func(i int) bool { return ranges[i].End > start })
+	return i < len(ranges) && ranges[i].Start <= start && end <= ranges[i].End
+}
+
+// topBlock looks for a glibc TCB in the last 8 KiB below end, where glibc
+// puts it in a thread stack block (struct pthread, less than 4 KiB, sits
+// at the top, aligned down to the static TLS alignment), and returns it
+// with its block, which must end at end.
+func topBlock(s addrspace.Space, maps []addrspace.Mapping, m addrspace.Mapping, end addrspace.Addr) (addrspace.Addr, heapwalk.Segment, bool) {
+	const window = 8 << 10
+	lo := max(m.Start, end-min(end, window))
+	buf := make([]byte, end-lo)
+	if n, _ := s.ReadAt(buf, lo); n < len(buf) {
+		return 0, heapwalk.Segment{}, false
+	}
+	// The TCB starts with tcbhead_t: tcb (itself), dtv, self (itself).
+	for off := (len(buf) - 24) &^ 63; off >= 0; off -= 64 {
+		x := lo + addrspace.Addr(off)
+		if addrspace.Addr(binary.LittleEndian.Uint64(buf[off:])) != x || addrspace.Addr(binary.LittleEndian.Uint64(buf[off+16:])) != x {
+			continue
+		}
+		if b, ok := blockOf(s, maps, x, x); ok && b.End == end {
+			return x, b, true
+		}
+	}
+	return 0, heapwalk.Segment{}, false
+}
+
+// blockOf returns the stack block of the glibc thread whose TCB is at fs,
+// from its struct pthread: the TCB (self-pointer at +16) is followed by
+// the fields stackblock and stackblock_size, adjacent in every glibc
+// release at a version-dependent offset. The pair is recognised as a
+// page-aligned block that holds both sp and the TCB and ends in sp's
+// mapping. The main thread (stackblock NULL) has none.
+func blockOf(s addrspace.Space, maps []addrspace.Mapping, fs, sp addrspace.Addr) (heapwalk.Segment, bool) {
+	const page = 4096
+	fm, m := addrspace.Find(maps, fs), addrspace.Find(maps, sp)
+	if fs == 0 || fs%8 != 0 || fm == nil || m == nil {
+		return heapwalk.Segment{}, false
+	}
+	buf := make([]byte, min(addrspace.Addr(0x1000), fm.End-fs))
+	n, _ := s.ReadAt(buf, fs)
+	if n < 24 {
+		return heapwalk.Segment{}, false
+	}
+	buf = buf[:n&^7]
+	word := func(i int) addrspace.Addr { return addrspace.Addr(binary.LittleEndian.Uint64(buf[i:])) }
+	if word(16) != fs {
+		return heapwalk.Segment{}, false // no glibc TCB
+	}
+	for i := 24; i+16 <= len(buf); i += 8 {
+		lo, size := word(i), word(i+8)
+		hi := lo + size
+		if lo == 0 || lo%page != 0 || size == 0 || size%page != 0 || hi < lo {
+			continue
+		}
+		if lo <= sp && sp < hi && lo <= fs && fs < hi && hi > m.Start && hi <= m.End {
+			return heapwalk.Segment{Start: lo, End: hi}, true
+		}
+	}
+	return heapwalk.Segment{}, false
+}
+
+// relroRoots lists the read-only part of mod's data segment, its
+// PT_GNU_RELRO range: the dynamic loader writes it at startup and then
+// makes it read-only, and what it wrote may point into the heap (the
+// loader tables that glibc's startup code in a static executable
+// mallocs). The range comes from the program headers in mod's first
+// page, so it needs neither the file nor symbols.
+func relroRoots(s addrspace.Space, mod addrspace.Module) []Root {
+	start, end, ok := relroRange(s, mod)
+	if !ok {
+		return nil
+	}
+	var out []Root
+	for _, m := range mod.Mappings {
+		if m.Perm&addrspace.Read == 0 || m.Perm&addrspace.Write != 0 || m.Missing {
+			continue // writable data is a root on its own
+		}
+		lo, hi := max(m.Start, start), min(m.End, end)
+		if lo < hi {
+			out = append(out, Root{Kind: RootData, Start: lo, End: hi, Module: mod.Path})
+		}
+	}
+	return out
+}
+
+// relroRange reads mod's ELF header and program headers and returns the
+// address range of its PT_GNU_RELRO segment.
+func relroRange(s addrspace.Space, mod addrspace.Module) (start, end addrspace.Addr, ok bool) {
+	const (
+		ptLoad  = 1
+		ptRelro = 0x6474e552
+		etDyn   = 3
+	)
+	var hdr [64]byte
+	if n, _ := s.ReadAt(hdr[:], mod.Start); n < len(hdr) || string(hdr[:4]) != "\x7fELF" || hdr[4] != 2 || hdr[5] != 1 {
+		return 0, 0, false // not a 64-bit little-endian ELF image
+	}
+	phoff := binary.LittleEndian.Uint64(hdr[32:])
+	phentsize := uint64(binary.LittleEndian.Uint16(hdr[54:]))
+	phnum := uint64(binary.LittleEndian.Uint16(hdr[56:]))
+	if phentsize < 56 || phnum == 0 || phnum > 64 || phoff > 0x10000 {
+		return 0, 0, false
+	}
+	ph := make([]byte, phentsize*phnum)
+	if n, _ := s.ReadAt(ph, mod.Start+addrspace.Addr(phoff)); n < len(ph) {
+		return 0, 0, false
+	}
+	var firstLoad, relroVaddr, relroSize uint64
+	haveLoad := false
+	for i := uint64(0); i < phnum; i++ {
+		p := ph[i*phentsize:]
+		typ := binary.LittleEndian.Uint32(p)
+		vaddr, memsz := binary.LittleEndian.Uint64(p[16:]), binary.LittleEndian.Uint64(p[40:])
+		switch {
+		case typ == ptLoad && !haveLoad:
+			firstLoad, haveLoad = vaddr, true
+		case typ == ptRelro:
+			relroVaddr, relroSize = vaddr, memsz
+		}
+	}
+	if !haveLoad || relroSize == 0 {
+		return 0, 0, false
+	}
+	var bias addrspace.Addr
+	if binary.LittleEndian.Uint16(hdr[16:]) == etDyn {
+		bias = mod.Start - addrspace.Addr(firstLoad&^0xfff)
+	}
+	start = bias + addrspace.Addr(relroVaddr)
+	end = start + addrspace.Addr(relroSize)
+	if end < start || start < mod.Start || end > mod.End {
+		return 0, 0, false
+	}
+	return start, end, true
 }
 
 // heapRanges lists the address ranges that hold chunks or allocator

@@ -15,12 +15,11 @@ import (
 	"github.com/heapsift/heapsift/internal/glibctest"
 	"github.com/heapsift/heapsift/internal/testprog"
 	"github.com/heapsift/heapsift/report"
-	"golang.org/x/sys/unix"
 )
 
 // versionFixtures run under every glibc of glibctest.Releases ("static" is
-// testdata/static/static.c, linked with that glibc's libc.a).
-var versionFixtures = []string{"plain", "graph", "interior", "freelists", "mmapped", "threads", "anonroot", "clean", "cpp", "static"}
+// linked with that glibc's libc.a).
+var versionFixtures = []string{"plain", "graph", "interior", "freelists", "mmapped", "threads", "anonroot", "clean", "cpp", "deadstack", "static"}
 
 // TestGlibcVersions builds fixtures against Debian's glibc 2.31, 2.36, 2.41,
 // 2.43 and 2.44 (downloaded at test time, see internal/glibctest) and runs
@@ -41,12 +40,7 @@ func TestGlibcVersions(t *testing.T) {
 			for _, name := range versionFixtures {
 				t.Run(name, func(t *testing.T) {
 					t.Parallel()
-					var bin string
-					if name == "static" {
-						bin = buildStaticFixture(t, tc)
-					} else {
-						bin = testprog.BuildWith(t, name, tc)
-					}
+					bin := testprog.BuildWith(t, name, tc)
 					t.Run("live+core", func(t *testing.T) { glibcLiveCore(t, g, bin) })
 					t.Run("exit", func(t *testing.T) { glibcExit(t, g, bin) })
 				})
@@ -82,7 +76,7 @@ func glibcLiveCore(t *testing.T, g *glibctest.Glibc, bin string) {
 	if out.Len() == 0 {
 		t.Fatalf("live: exit %d, no report; stderr: %s", code, errb)
 	}
-	live := checkFixtureReport(t, g, truth, out.Bytes())
+	live := checkFixtureReport(t, truth, out.Bytes())
 	checkLeakExit(t, truth, code, errb.String())
 	checkGlibcReport(t, g, bin, live)
 	assertUntouched(t, pid)
@@ -95,7 +89,7 @@ func glibcLiveCore(t *testing.T, g *glibctest.Glibc, bin string) {
 		if out.Len() == 0 {
 			t.Fatalf("live with symbols: no report; stderr: %s", errb)
 		}
-		sameFindingAddrs(t, live, checkFixtureReport(t, g, truth, out.Bytes()))
+		sameFindingAddrs(t, live, checkFixtureReport(t, truth, out.Bytes()))
 	}
 
 	core := coreOf(t, pid)
@@ -104,7 +98,7 @@ func glibcLiveCore(t *testing.T, g *glibctest.Glibc, bin string) {
 	if out.Len() == 0 {
 		t.Fatalf("core: no report; stderr: %s", errb)
 	}
-	rep := checkFixtureReport(t, g, truth, out.Bytes())
+	rep := checkFixtureReport(t, truth, out.Bytes())
 	checkGlibcReport(t, g, bin, rep)
 	sameVerdicts(t, live, rep)
 
@@ -116,7 +110,7 @@ func glibcLiveCore(t *testing.T, g *glibctest.Glibc, bin string) {
 	}
 	// A core from heapsift dump holds libc's read-only data, banner
 	// included; gcore's does not.
-	if rep = checkFixtureReport(t, g, truth, out.Bytes()); rep.Target.Glibc != "unknown" && (rep.Target.Glibc != g.Name() || isStaticFixture(bin)) {
+	if rep = checkFixtureReport(t, truth, out.Bytes()); rep.Target.Glibc != "unknown" && (rep.Target.Glibc != g.Name() || isStaticFixture(bin)) {
 		t.Errorf("core-only: glibc %q, want unknown or %s", rep.Target.Glibc, g.Name())
 	}
 }
@@ -130,7 +124,7 @@ func glibcExit(t *testing.T, g *glibctest.Glibc, bin string) {
 	if err != nil {
 		t.Fatalf("%v; exit %d; stderr: %s", err, code, errb)
 	}
-	rep := checkFixtureReport(t, g, truth, out.Bytes())
+	rep := checkFixtureReport(t, truth, out.Bytes())
 	checkLeakExit(t, truth, code, errb.String())
 	checkGlibcReport(t, g, bin, rep)
 }
@@ -219,31 +213,6 @@ func isStaticFixture(bin string) bool {
 	return strings.HasPrefix(filepath.Base(bin), "static")
 }
 
-var (
-	glibcStaticOnce    sync.Once
-	glibcStaticBuilder testprog.Builder
-	glibcTestdata      string
-)
-
-// buildStaticFixture builds testdata/static/static.c with tc. It lives apart
-// from the fixtures that every end-to-end test runs until scan treats a
-// static executable's RELRO as a root (see checkFixtureReport).
-func buildStaticFixture(t *testing.T, tc testprog.Toolchain) string {
-	t.Helper()
-	glibcStaticOnce.Do(func() {
-		root, err := testprog.ModuleRoot()
-		if err == nil {
-			glibcTestdata = filepath.Join(root, "testdata")
-			glibcStaticBuilder.SourceDir = filepath.Join(glibcTestdata, "static")
-		}
-	})
-	if glibcTestdata == "" {
-		t.Fatal("no module root")
-	}
-	tc.Flags = append(append([]string{}, tc.Flags...), "-I", glibcTestdata)
-	return glibcStaticBuilder.BuildWith(t, "static", tc)
-}
-
 // coreOf writes a core of pid with gcore, or with heapsift dump when
 // gcore is missing or the process has guard regions inside its mappings:
 // gdb 13's gcore writes a whole block of zeros when a read hits one, and
@@ -298,53 +267,15 @@ func hasGuardRegions(pid int) bool {
 	return false
 }
 
-// guardedStacks reports whether glibc g (nil: the system's) guards thread
-// stacks with MADV_GUARD_INSTALL on this kernel (glibc 2.42+, Linux
-// 6.13+): every thread stack then merges into one mapping with unreadable
-// pages inside.
-func guardedStacks(g *glibctest.Glibc) bool {
-	if g == nil || g.Minor < 42 {
-		return false
-	}
-	var u unix.Utsname
-	if unix.Uname(&u) != nil {
-		return false
-	}
-	var major, minor int
-	fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor)
-	return major > 6 || (major == 6 && minor >= 13)
-}
-
-var glibcRelroNote = regexp.MustCompile(`relro ~(0x[0-9a-f]+)`)
-
-// checkFixtureReport is checkReport with two known limitations of the root
-// scan (package scan, not heapwalk) set apart, each logged as a KNOWN
-// ISSUE so that it stays visible and disappears once scan handles it:
-//   - a static executable's RELRO (read-only after startup) holds glibc's
-//     own tables; the static fixture lists those chunks in its notes, and
-//     any of them reported leaked is taken out of the report;
-//   - where thread stacks are guarded by MADV_GUARD_INSTALL, scan reads
-//     around an unreadable page by whole pages from an unaligned start and
-//     skips the stacks below a live one in a merged mapping: a failure
-//     there is a skip.
-func checkFixtureReport(t *testing.T, g *glibctest.Glibc, truth *testprog.Truth, out []byte) *report.Report {
+// checkFixtureReport checks a fixture's report against its truth and
+// returns it decoded.
+func checkFixtureReport(t *testing.T, truth *testprog.Truth, out []byte) *report.Report {
 	t.Helper()
 	verdicts, err := testprog.ParseReport(out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	for _, m := range glibcRelroNote.FindAllStringSubmatch(truth.Notes, -1) {
-		inv, _ := strconv.ParseUint(m[1], 0, 64)
-		if kind, ok := verdicts[^inv]; ok {
-			t.Logf("KNOWN ISSUE (scan: a static executable's RELRO is no root): %#x, held by the RELRO, reported %s", ^inv, kind)
-			delete(verdicts, ^inv)
-		}
-	}
-	fails := testprog.Check(truth, verdicts)
-	if len(fails) > 0 && guardedStacks(g) {
-		t.Skipf("KNOWN ISSUE (scan, thread stacks guarded by MADV_GUARD_INSTALL): %s", strings.Join(fails, "; "))
-	}
-	for _, f := range fails {
+	for _, f := range testprog.Check(truth, verdicts) {
 		t.Error(f)
 	}
 	var rep report.Report

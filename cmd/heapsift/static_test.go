@@ -12,7 +12,7 @@ import (
 	"github.com/heapsift/heapsift/internal/testprog"
 )
 
-// TestStaticExecutable analyzes testdata/static/static.c linked statically
+// TestStaticExecutable analyzes testdata/static.c linked statically
 // with the system's glibc, as built (with its symbol table) and stripped:
 // live with and without symbols, at exit, from a gcore core, and from the
 // core alone (no executable file: everything from memory).
@@ -25,7 +25,7 @@ func TestStaticExecutable(t *testing.T) {
 	}{{"symtab", nil}, {"stripped", []string{"-s"}}} {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
-			bin := buildStaticFixture(t, testprog.Toolchain{Name: "host-static-" + v.name, Flags: v.flags})
+			bin := testprog.BuildWith(t, "static", testprog.Toolchain{Name: "host-static-" + v.name, Flags: v.flags})
 			t.Run("live+core", func(t *testing.T) {
 				pid, truth := testprog.StartPaused(t, bin)
 				e, out, errb := testEnv(t, glibcNoSymbols...)
@@ -33,7 +33,7 @@ func TestStaticExecutable(t *testing.T) {
 				if out.Len() == 0 {
 					t.Fatalf("live: exit %d, no report; stderr: %s", code, errb)
 				}
-				live := checkFixtureReport(t, host, truth, out.Bytes())
+				live := checkFixtureReport(t, truth, out.Bytes())
 				checkLeakExit(t, truth, code, errb.String())
 				checkGlibcReport(t, host, bin, live)
 				assertUntouched(t, pid)
@@ -45,7 +45,7 @@ func TestStaticExecutable(t *testing.T) {
 				if out.Len() == 0 {
 					t.Fatalf("live with symbols: no report; stderr: %s", errb)
 				}
-				sym := checkFixtureReport(t, host, truth, out.Bytes())
+				sym := checkFixtureReport(t, truth, out.Bytes())
 				bySymbol := false
 				for _, f := range sym.Findings {
 					if f.What == "main_arena" {
@@ -63,7 +63,7 @@ func TestStaticExecutable(t *testing.T) {
 				if out.Len() == 0 {
 					t.Fatalf("core: no report; stderr: %s", errb)
 				}
-				rep := checkFixtureReport(t, host, truth, out.Bytes())
+				rep := checkFixtureReport(t, truth, out.Bytes())
 				checkGlibcReport(t, host, bin, rep)
 				sameVerdicts(t, live, rep)
 
@@ -73,7 +73,7 @@ func TestStaticExecutable(t *testing.T) {
 				if out.Len() == 0 {
 					t.Fatalf("core-only: no report; stderr: %s", errb)
 				}
-				rep = checkFixtureReport(t, host, truth, out.Bytes())
+				rep = checkFixtureReport(t, truth, out.Bytes())
 				rep.Warnings = nil // that the files are missing
 				checkGlibcReport(t, host, bin, rep)
 			})

@@ -38,6 +38,9 @@ var expected = map[string]counts{
 	"leaker":     {Definite: 6, Indirect: 43},
 	"baseline":   {Definite: 3},
 	"stats_peak": {Definite: 92, PossibleAllowed: 4},
+	"deadstack":  {Definite: 4, PossibleAllowed: 4},
+	"arenas":     {Definite: 42, Indirect: 10, Freed: 48, PossibleAllowed: -6},
+	"static":     {Definite: 29, Indirect: 3, Freed: 9, PossibleAllowed: 1},
 }
 
 func countsOf(t *Truth) counts {

@@ -21,7 +21,7 @@ import (
 // region is an address range [lo, hi) with what it is.
 type region struct {
 	lo, hi uint64
-	kind   byte // 'f' free, 'l' leaked, 'p' possible
+	kind   byte // 'f' free, 'l' leaked, 'p' possible, 'x' dead stack
 	addr   uint64
 }
 
@@ -79,6 +79,11 @@ func verifyMemory(pid int, truth *Truth) ([]string, error) {
 		end, _ := extent(a)
 		regs = append(regs, region{a - 16, end, 'f', a})
 	}
+	dead, err := deadStacks(pid)
+	if err != nil {
+		return nil, err
+	}
+	regs = append(regs, dead...)
 	cyc := truth.CycleMembers()
 	var targets []*target
 	for a := range truth.Leaked {
@@ -132,7 +137,7 @@ func verifyMemory(pid int, truth *Truth) ([]string, error) {
 			if w == t.addr {
 				t.rootStart++
 			}
-		case src.kind == 'f':
+		case src.kind == 'f', src.kind == 'x':
 		case src.addr == t.addr:
 			t.fromSelf++
 		case src.kind == 'l':
@@ -192,6 +197,34 @@ func verifyMemory(pid int, truth *Truth) ([]string, error) {
 		}
 	}
 	return fails, nil
+}
+
+// deadStacks returns, for every thread of pid parked in a system call,
+// the 256 KiB below its stack pointer's red zone: stale frames, which no
+// conservative scan reads (heapsift reads none of a thread's stack below
+// that point; 256 KiB stays inside the thread's own stack block).
+func deadStacks(pid int) ([]region, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return nil, err
+	}
+	var out []region
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/syscall", pid, task.Name()))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 3 {
+			continue // running: no stack pointer
+		}
+		sp, err := strconv.ParseUint(f[len(f)-2], 0, 64)
+		if err != nil || sp < 128+256<<10 {
+			continue
+		}
+		out = append(out, region{sp - 128 - 256<<10, sp - 128, 'x', 0})
+	}
+	return out, nil
 }
 
 // readMaps parses /proc/PID/maps.

@@ -23,10 +23,10 @@
  *   glibc's own: the dynamic-loader code linked into a static executable
  *   keeps a few malloc'd tables in the executable's RELRO (the start of its
  *   data segment, made read-only after startup): those chunks are found
- *   at run time and recorded reachable, and the notes list them,
- *   bit-inverted, as "relro ~0x...".
+ *   at run time and recorded reachable (the RELRO is a root), and the
+ *   notes list them, bit-inverted, as "relro ~0x...".
  * Counts: definite 20 + 1 + 3 + 2 + 1 + 2 = 29, indirect 3, freed 9. */
-#include "hs_truth.h" /* in testdata/, one level up: build with -I testdata */
+#include "hs_truth.h"
 #include <pthread.h>
 
 #if defined(__GLIBC__) && __GLIBC__ == 2 && __GLIBC_MINOR__ < 35
