@@ -25,6 +25,10 @@ type tracee struct {
 	// clone(2) child process with an unusual exit signal): it is only
 	// detached.
 	foreign bool
+	// event and stopSig describe the ptrace-stop the thread sits in:
+	// PTRACE_EVENT_* (0 for a signal-delivery-stop) and the stop signal
+	// (SIGTRAP for our interrupt, a stop signal for a group-stop).
+	event, stopSig int
 }
 
 // attacher freezes one process. It lives on the server thread.
@@ -34,6 +38,10 @@ type attacher struct {
 	tracees map[int]*tracee
 	skipped map[int]bool // zombie or exited threads, not to be seized again
 	exited  []int        // threads that exited while we attached
+	// copy is a fork snapshot's child process, traced by the same
+	// thread: its events are never taken for a new thread's, so that it
+	// is never detached (it would run the target's code).
+	copy int
 }
 
 // Attach freezes the running process pid: it seizes every thread, stops
@@ -50,12 +58,18 @@ func Attach(pid int) (*Process, error) { return AttachContext(context.Background
 // threads to stop (a thread in uninterruptible sleep, state D, stops only
 // when it leaves it). On abort every thread is released again.
 func AttachContext(ctx context.Context, pid int) (*Process, error) {
+	return AttachWith(ctx, pid, AttachOptions{})
+}
+
+// attachDirect freezes pid for direct reading: every thread stays stopped
+// until Detach.
+func attachDirect(ctx context.Context, pid int) (*Process, error) {
 	pid, warning, err := checkTarget(pid)
 	if err != nil {
 		return nil, err
 	}
 	srv := newServer()
-	p := &Process{pid: pid}
+	p := &Process{pid: pid, mode: SnapshotDirect}
 	if warning != "" {
 		p.warnf("%s", warning)
 	}
@@ -79,6 +93,7 @@ func AttachContext(ctx context.Context, pid int) (*Process, error) {
 // detachAttached releases a process frozen by Attach.
 func (p *Process) detachAttached() error {
 	err := p.att.srv.do(p.att.detachAll)
+	p.resumed(time.Now())
 	p.att.srv.stop()
 	if err != nil {
 		return fmt.Errorf("detach %d: %w", p.pid, err)
@@ -187,6 +202,9 @@ func (a *attacher) seize(tid int) (bool, error) {
 	switch err {
 	case nil:
 		a.tracees[tid] = &tracee{tid: tid}
+		if a.p.pauseStart.IsZero() {
+			a.p.pauseStart = time.Now()
+		}
 		// ESRCH here means the thread is exiting; wait4 reports it.
 		_ = unix.PtraceInterrupt(tid)
 		return true, nil
@@ -249,6 +267,9 @@ func (a *attacher) allStopped() bool {
 // handle records one wait4 event during attach.
 func (a *attacher) handle(tid int, ws unix.WaitStatus) (bool, error) {
 	pid := a.p.pid
+	if tid == a.copy && a.copy != 0 {
+		return a.allStopped(), nil
+	}
 	t := a.tracees[tid]
 	if ws.Exited() || ws.Signaled() {
 		delete(a.tracees, tid)
@@ -270,6 +291,7 @@ func (a *attacher) handle(tid int, ws unix.WaitStatus) (bool, error) {
 		t = a.newClone(tid)
 	}
 	t.stopped = true
+	t.event, t.stopSig = wsEvent(ws), int(ws.StopSignal())
 	switch wsEvent(ws) {
 	case 0:
 		// A signal-delivery-stop came before the interrupt: keep the

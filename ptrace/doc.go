@@ -21,8 +21,23 @@
 // need that thread (process_vm_readv and /proc/PID/mem accept any thread
 // of the tracer) and may run concurrently from any goroutine.
 //
-// The target is only ever read: the package never writes its memory or
-// registers. Like any debugger attach (gdb, gcore), stopping a thread
+// [AttachWith] with [SnapshotFork] stops the target only long enough to
+// make it fork a copy-on-write copy of itself, which heapsift keeps
+// stopped and reads instead (through /proc/PID/mem: pinning the shared
+// pages with process_vm_readv would make the kernel copy them), while the
+// target runs on; [Process.Pause] says how long the target stood still.
+// Ranges that fork does not copy faithfully (MADV_DONTFORK,
+// MADV_WIPEONFORK) are marked Missing. Detach kills the copy and makes
+// the target reap it, stopping one of its threads for an instant. When
+// the copy cannot be made (seccomp, cgroup or rlimit limits, a stopped
+// process), the Process reads the stopped target directly, with a warning.
+//
+// The target's memory is never written. In direct mode its registers are
+// not either; in fork mode, one thread's registers are set for the
+// duration of one injected system call (clone; at Detach, wait4) and then
+// restored, in a stop where the kernel decides on restarting the call the
+// thread was interrupted in, so that it restarts exactly as it would
+// have. Like any debugger attach (gdb, gcore), stopping a thread
 // interrupts the system call it sleeps in: most restart transparently
 // (read, poll, nanosleep, futex), but epoll_wait, sigtimedwait and a few
 // others return EINTR to the program, which well-written programs retry.

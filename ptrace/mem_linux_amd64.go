@@ -151,13 +151,14 @@ func (p *Process) ReadBatch(reqs []Req) error {
 }
 
 // readable returns the readable mapping that holds a, or nil. start is
-// where the read began, to detect a read that wraps around.
+// where the read began, to detect a read that wraps around. A Missing
+// range (not in a fork snapshot's copy) is not readable.
 func (p *Process) readable(a, start addrspace.Addr) *addrspace.Mapping {
 	if a < start {
 		return nil
 	}
 	m := addrspace.Find(p.maps, a)
-	if m == nil || m.Perm&addrspace.Read == 0 {
+	if m == nil || m.Perm&addrspace.Read == 0 || m.Missing {
 		return nil
 	}
 	return m

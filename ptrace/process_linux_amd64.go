@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/heapsift/heapsift/addrspace"
 )
@@ -37,6 +38,11 @@ type Process struct {
 	sharedWith int        // a live process sharing its address space
 
 	att        *attacher    // for a process from Attach
+	mode       SnapshotMode // how a process from Attach is read
+	copy       *forkCopy    // the frozen copy of a fork snapshot, or nil
+	pauseStart time.Time    // the first PTRACE_INTERRUPT of Attach
+	pause      atomic.Int64 // nanoseconds the target stood still, once it runs again
+	cleanup    atomic.Int64 // nanoseconds one thread stood still to reap the copy
 	release    func() error // detaches, or lets the exiting program go
 	once       sync.Once
 	releaseErr error
@@ -113,7 +119,7 @@ func (p *Process) OpenFile(path string) (*os.File, error) {
 	}
 	for _, m := range p.maps {
 		if m.Path == path && m.Deleted {
-			name := fmt.Sprintf("%s/map_files/%x-%x", procDir(p.pid), uint64(m.Start), uint64(m.End))
+			name := fmt.Sprintf("%s/map_files/%x-%x", procDir(p.filesPID()), uint64(m.Start), uint64(m.End))
 			if f, err := os.Open(name); err == nil {
 				return f, nil
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/signal"
@@ -33,11 +34,13 @@ Flags:
 type targetFlags struct {
 	sysroot    string
 	solibPaths []string
+	snapshot   snapshotFlag
 }
 
 func (t *targetFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&t.sysroot, "sysroot", "", "for a core: prefix for the paths of its files (like gdb's sysroot)")
 	fs.StringSliceVar(&t.solibPaths, "solib-search-path", nil, "for a core: directories to search for its files by name")
+	t.snapshot.register(fs)
 }
 
 func (e *env) leaks(args []string) error {
@@ -102,10 +105,11 @@ func (e *env) open(target string, t *targetFlags) (addrspace.Space, func(), erro
 		}
 		return c, func() {}, nil
 	}
-	p, err := ptrace.Attach(pid)
+	p, err := ptrace.AttachWith(context.Background(), pid, ptrace.AttachOptions{Snapshot: t.snapshot.mode})
 	if err != nil {
 		return nil, nil, err
 	}
+	e.noteSnapshot(p, &t.snapshot)
 	sigs := make(chan os.Signal, 1)
 	done := make(chan struct{})
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
