@@ -38,13 +38,44 @@ func (s State) String() string {
 // Free reports whether s is free memory of any kind (top included).
 func (s State) Free() bool { return s >= FreeTcache && s <= Top }
 
-// Chunks is every chunk of the heap, sorted by address, stored as parallel
-// arrays so that tens of millions of chunks stay small (13 bytes each).
+// Chunks is every chunk of the heap, sorted by address, stored so that
+// tens of millions of chunks stay small (9 bytes and a few bits each): a
+// chunk's size is the distance to the next chunk, except for the last
+// chunk of each contiguous run (a heap's top, an mmapped chunk), whose
+// size is kept apart.
 type Chunks struct {
-	addr    []uint64 // chunk header address
-	size16  []uint32 // chunk size / 16
-	state   []State
-	mmapped []bool // nil until an mmapped chunk is added
+	addr  []uint64 // chunk header address
+	state []State
+	ends  bits              // chunk i's size is in endSize, not addr[i+1]-addr[i]
+	mm    bits              // chunk i is an mmapped chunk
+	noPtr bits              // the walk found no word in chunk i that could point into a chunk
+	endSz map[uint64]uint64 // header address → size, for the chunks in ends
+	// lastSize is the size of the chunk added last, until the next add
+	// (or sort) tells whether the next chunk follows it.
+	lastSize uint64
+}
+
+// bits is a growable bit set.
+type bits []uint64
+
+func (b bits) get(i int) bool {
+	w := i >> 6
+	return w < len(b) && b[w]>>(uint(i)&63)&1 != 0
+}
+
+func (b *bits) set(i int, v bool) {
+	w := i >> 6
+	if w >= len(*b) {
+		if !v {
+			return
+		}
+		*b = append(*b, make([]uint64, w+1-len(*b))...)
+	}
+	if v {
+		(*b)[w] |= 1 << (uint(i) & 63)
+	} else {
+		(*b)[w] &^= 1 << (uint(i) & 63)
+	}
 }
 
 // Len returns the number of chunks.
@@ -53,32 +84,83 @@ func (c *Chunks) Len() int { return len(c.addr) }
 // Addr returns the header address of chunk i.
 func (c *Chunks) Addr(i int) addrspace.Addr { return addrspace.Addr(c.addr[i]) }
 
+// Addrs returns every chunk's header address, in order, for lookups in
+// tight loops. The slice is the table itself: do not modify it.
+func (c *Chunks) Addrs() []uint64 { return c.addr }
+
 // User returns the pointer malloc returned for chunk i.
 func (c *Chunks) User(i int) addrspace.Addr { return addrspace.Addr(c.addr[i] + 16) }
 
 // Size returns the chunk size of chunk i (header included).
-func (c *Chunks) Size(i int) uint64 { return uint64(c.size16[i]) << 4 }
+func (c *Chunks) Size(i int) uint64 {
+	switch {
+	case c.ends.get(i):
+		return c.endSz[c.addr[i]]
+	case i == len(c.addr)-1:
+		return c.lastSize
+	}
+	return c.addr[i+1] - c.addr[i]
+}
 
 // State returns the state of chunk i.
 func (c *Chunks) State(i int) State { return c.state[i] }
 
+// NoPointers reports whether the walk found that chunk i holds no word
+// that could point into a chunk (so scanning it can find nothing).
+func (c *Chunks) NoPointers(i int) bool { return c.noPtr.get(i) }
+
+func (c *Chunks) setNoPointers(i int, v bool) { c.noPtr.set(i, v) }
+
 // Mmapped reports whether chunk i is an mmapped chunk.
-func (c *Chunks) Mmapped(i int) bool { return c.mmapped != nil && c.mmapped[i] }
+func (c *Chunks) Mmapped(i int) bool { return c.mm.get(i) }
 
 func (c *Chunks) add(a, size uint64, s State, mmapped bool) {
+	if n := len(c.addr); n > 0 && c.lastSize != 0 && (a != c.addr[n-1]+c.lastSize || mmapped || c.mm.get(n-1)) {
+		c.setEnd(n-1, c.lastSize)
+	}
+	if len(c.addr) == cap(c.addr) {
+		c.grow()
+	}
 	c.addr = append(c.addr, a)
-	c.size16 = append(c.size16, uint32(size>>4))
 	c.state = append(c.state, s)
-	if mmapped && c.mmapped == nil {
-		c.mmapped = make([]bool, len(c.addr)-1, cap(c.addr))
+	if mmapped {
+		c.mm.set(len(c.addr)-1, true)
 	}
-	if c.mmapped != nil {
-		c.mmapped = append(c.mmapped, mmapped)
+	c.lastSize = size
+}
+
+// setEnd keeps chunk i's size apart: no chunk follows it directly.
+func (c *Chunks) setEnd(i int, size uint64) {
+	if c.endSz == nil {
+		c.endSz = map[uint64]uint64{}
 	}
+	c.ends.set(i, true)
+	c.endSz[c.addr[i]] = size
+}
+
+// seal settles the size of the chunk added last.
+func (c *Chunks) seal() {
+	if n := len(c.addr); n > 0 && c.lastSize != 0 {
+		c.setEnd(n-1, c.lastSize)
+		c.lastSize = 0
+	}
+}
+
+// grow doubles the capacity of the table. append alone grows large
+// slices by a quarter at a time, which for tens of millions of chunks
+// copies (and page-faults in) the table several times over.
+func (c *Chunks) grow() {
+	n := max(2*cap(c.addr), 4096)
+	addr := make([]uint64, len(c.addr), n)
+	copy(addr, c.addr)
+	state := make([]State, len(c.state), n)
+	copy(state, c.state)
+	c.addr, c.state = addr, state
 }
 
 // sort orders the chunks by address.
 func (c *Chunks) sort() {
+	c.seal()
 	if sort.IsSorted(chunkSorter{c}) {
 		return
 	}
@@ -92,10 +174,16 @@ func (s chunkSorter) Less(i, j int) bool { return s.c.addr[i] < s.c.addr[j] }
 func (s chunkSorter) Swap(i, j int) {
 	c := s.c
 	c.addr[i], c.addr[j] = c.addr[j], c.addr[i]
-	c.size16[i], c.size16[j] = c.size16[j], c.size16[i]
 	c.state[i], c.state[j] = c.state[j], c.state[i]
-	if c.mmapped != nil {
-		c.mmapped[i], c.mmapped[j] = c.mmapped[j], c.mmapped[i]
+	c.ends.swap(i, j)
+	c.mm.swap(i, j)
+	c.noPtr.swap(i, j)
+}
+
+func (b *bits) swap(i, j int) {
+	if bi, bj := b.get(i), b.get(j); bi != bj {
+		b.set(i, bj)
+		b.set(j, bi)
 	}
 }
 

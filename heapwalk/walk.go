@@ -71,6 +71,44 @@ type walker struct {
 	// safeVotes counts the free-list links that read as plain and as
 	// safe-linked (voteSafeLinking).
 	safeVotes [2]int
+	cand      candidates
+}
+
+// candidates are the ranges where chunks can live (anonymous writable
+// memory): a word outside them cannot point into a chunk.
+type candidates struct {
+	lo, span uint64
+	ranges   []addrspace.Mapping
+}
+
+func newCandidates(maps []addrspace.Mapping) candidates {
+	var c candidates
+	for i := range maps {
+		m := &maps[i]
+		if m.Anonymous() && m.Perm&addrspace.Write != 0 {
+			c.ranges = append(c.ranges, *m)
+		}
+	}
+	if len(c.ranges) > 0 {
+		c.lo = uint64(c.ranges[0].Start)
+		c.span = uint64(c.ranges[len(c.ranges)-1].End) - c.lo
+	}
+	return c
+}
+
+// any reports whether some aligned word of b may point into a chunk.
+func (c *candidates) any(b []byte) bool {
+	if c.ranges == nil {
+		return true // nothing known: anything may be a pointer
+	}
+	b = b[:len(b)&^7]
+	for i := 0; i < len(b); i += 8 {
+		v := binary.LittleEndian.Uint64(b[i : i+8])
+		if v-c.lo < c.span && addrspace.Find(c.ranges, addrspace.Addr(v)) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 type freeEntry struct {
@@ -91,6 +129,7 @@ func Walk(s addrspace.Space, opt Options) (*Heap, error) {
 	h := &Heap{Layout: l, Glibc: fmt.Sprintf("%d.%d", lc.major, lc.minor), Banner: lc.banner,
 		Libc: lc.mod.Path, Warnings: warns, NMmaps: -1}
 	w := &walker{s: s, l: l, h: h, maps: s.Mappings()}
+	w.cand = newCandidates(w.maps)
 	for _, m := range w.maps {
 		if m.Perm&addrspace.Write != 0 {
 			w.limit += int(m.Size() / 32)
@@ -706,40 +745,54 @@ func (w *walker) mainStart(ar *Arena) (addrspace.Addr, bool) {
 
 // walkSegment walks chunk headers from start until top or the end.
 func (w *walker) walkSegment(ar *Arena, start, end addrspace.Addr) {
-	win := newWindow(w.s, start, end)
+	rd := newReader(w.s, start, end, &w.cand)
+	defer rd.finish(&w.h.Chunks)
+	ch := &w.h.Chunks
 	c := start
 	prev := -1 // index of the previous chunk, whose state waits for our P bit
 	for c+16 <= end {
-		hdr, err := win.u64(c + 8)
-		if err != nil {
+		p, ok := rd.at(c + 8)
+		if !ok || p.err != nil {
+			err := p.err
+			if err == nil {
+				err = fmt.Errorf("segment ends inside the header")
+			}
 			w.warnf("arena %v: chunk %v: %v", ar.Addr, c, err)
 			return
 		}
-		if prev >= 0 && hdr&1 == 0 && w.h.Chunks.state[prev] == InUse {
-			w.h.Chunks.state[prev] = FreeOther
+		// Every header in this piece, without leaving the loop.
+		limit := p.base + addrspace.Addr(len(p.buf)) - 8
+		for c+16 <= end && c+8 <= limit {
+			hdr := binary.LittleEndian.Uint64(p.buf[c+8-p.base:])
+			if prev >= 0 && hdr&1 == 0 && ch.state[prev] == InUse {
+				ch.state[prev] = FreeOther
+			}
+			size := hdr &^ 7
+			if c == ar.Top {
+				ch.add(uint64(c), size, Top, false)
+				return
+			}
+			if size == 0 {
+				return // the last fencepost of an old heap
+			}
+			if size&15 != 0 || c+addrspace.Addr(size) > end || size < 16 {
+				w.warnf("arena %v: corrupt chunk header at %v (size field %#x); the rest of this heap is not walked", ar.Addr, c, hdr)
+				return
+			}
+			st := InUse
+			if size == 16 {
+				st = Fencepost
+			}
+			ch.add(uint64(c), size, st, false)
+			if c+addrspace.Addr(size)+8 <= p.base+addrspace.Addr(len(p.buf)) {
+				rd.note(ch.Len()-1, c)
+			}
+			prev = ch.Len() - 1
+			if st == Fencepost {
+				prev = -1
+			}
+			c += addrspace.Addr(size)
 		}
-		size := hdr &^ 7
-		if c == ar.Top {
-			w.h.Chunks.add(uint64(c), size, Top, false)
-			return
-		}
-		if size == 0 {
-			return // the last fencepost of an old heap
-		}
-		if size&15 != 0 || c+addrspace.Addr(size) > end || size < 16 {
-			w.warnf("arena %v: corrupt chunk header at %v (size field %#x); the rest of this heap is not walked", ar.Addr, c, hdr)
-			return
-		}
-		st := InUse
-		if size == 16 {
-			st = Fencepost
-		}
-		w.h.Chunks.add(uint64(c), size, st, false)
-		prev = w.h.Chunks.Len() - 1
-		if st == Fencepost {
-			prev = -1
-		}
-		c += addrspace.Addr(size)
 	}
 	if c != end {
 		w.warnf("arena %v: walk of %v-%v ended at %v", ar.Addr, start, end, c)

@@ -58,12 +58,13 @@ func (p *Process) ReadAt(b []byte, addr addrspace.Addr) (int, error) {
 // failures and wraps the first one. It is safe for concurrent use (on
 // distinct requests).
 func (p *Process) ReadBatch(reqs []Req) error {
-	type seg struct {
-		req  int
-		addr addrspace.Addr
-		buf  []byte
+	sc, _ := p.batch.Get().(*batchBufs)
+	if sc == nil {
+		sc = new(batchBufs)
 	}
-	segs := make([]seg, 0, len(reqs))
+	defer p.batch.Put(sc)
+	segs := sc.segs[:0]
+	defer func() { sc.segs = segs[:0] }()
 	for i := range reqs {
 		r := &reqs[i]
 		r.Err = nil
@@ -84,13 +85,13 @@ func (p *Process) ReadBatch(reqs []Req) error {
 			if rest := uint64(m.End - a); k > rest {
 				k = rest
 			}
-			segs = append(segs, seg{i, a, r.Buf[off : off+int(k)]})
+			segs = append(segs, batchSeg{i, a, r.Buf[off : off+int(k)]})
 			off += int(k)
 		}
 	}
 
-	local := make([]unix.Iovec, 0, min(len(segs), iovMax))
-	remote := make([]unix.RemoteIovec, 0, cap(local))
+	local, remote := sc.local[:0], sc.remote[:0]
+	defer func() { sc.local, sc.remote = local[:0], remote[:0] }()
 	for len(segs) > 0 {
 		batch := segs[:min(len(segs), iovMax)]
 		if p.noVMReadv.Load() {
@@ -148,6 +149,21 @@ func (p *Process) ReadBatch(reqs []Req) error {
 		return fmt.Errorf("read batch: %d of %d ranges failed, first: %w", failed, len(reqs), first)
 	}
 	return nil
+}
+
+// batchSeg is one piece of a batch request that lies in one mapping.
+type batchSeg struct {
+	req  int
+	addr addrspace.Addr
+	buf  []byte
+}
+
+// batchBufs are ReadBatch's scratch slices, reused across calls (a scan
+// makes thousands of them).
+type batchBufs struct {
+	segs   []batchSeg
+	local  []unix.Iovec
+	remote []unix.RemoteIovec
 }
 
 // readable returns the readable mapping that holds a, or nil. start is

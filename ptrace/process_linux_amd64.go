@@ -31,6 +31,7 @@ type Process struct {
 	memOnce   sync.Once
 	noVMReadv atomic.Bool
 	released  atomic.Bool
+	batch     sync.Pool // *batchBufs, ReadBatch's scratch
 
 	// For a process frozen at its exit by a Runner.
 	atExit     bool

@@ -41,6 +41,9 @@ func (m *marker) classifyLeaks(w *worker) {
 // eachPointer calls fn for every chunk that chunk j's contents point into.
 func (w *worker) eachPointer(j int, fn func(k int)) {
 	m := w.m
+	if m.c.NoPointers(j) {
+		return
+	}
 	u := m.c.User(j)
 	end := u + addrspace.Addr(m.h.Usable(j))
 	for a := u; a < end; {

@@ -48,6 +48,9 @@ type Result struct {
 	Roots    []Root
 	// ScannedBytes counts every byte scanned for pointers.
 	ScannedBytes uint64
+	// ReadBytes counts every byte read from the target: a block of the
+	// heap may be read more than once when marks reach it again later.
+	ReadBytes uint64
 	// Heuristic counts chunks reached by an interior-pointer rule.
 	Heuristic int
 	Warnings  []string
@@ -59,7 +62,9 @@ type marker struct {
 	c          *heapwalk.Chunks
 	v          []Verdict // during marking, guarded by the lock of the chunk's block
 	blocks     []block
-	lo, hi     uint64 // bounds of all chunks, a cheap pre-filter
+	bstart     []uint64 // blocks' start addresses, for lookups by address
+	granules   []int32  // per block, per granule: the first chunk that ends past the granule's start
+	lo, hi     uint64   // bounds of all chunks, a cheap pre-filter
 	opt        Options
 	res        *Result
 	dataRanges []addrspace.Mapping // read-only module data, where vtables live
@@ -70,6 +75,7 @@ type marker struct {
 	active int     // workers scanning roots or a block
 
 	scanned   atomic.Uint64
+	read      atomic.Uint64
 	heuristic atomic.Int64
 }
 
@@ -78,7 +84,12 @@ type worker struct {
 	m        *marker
 	buf      []byte // for root ranges
 	blockBuf []byte // one block
+	reqs     []addrspace.Req
 	defs     []bool
+	spare    []int32 // a pending list to give the next block scanned
+
+	scanned, published uint64 // bytes scanned, and how many of them are in marker.scanned
+
 }
 
 // Run scans s for references into the chunks of h and classifies every
@@ -108,6 +119,7 @@ func Run(s addrspace.Space, h *heapwalk.Heap, opt Options) *Result {
 	m.classifyLeaks(&worker{m: m})
 	m.res.Verdicts = m.v
 	m.res.ScannedBytes = m.scanned.Load()
+	m.res.ReadBytes = m.read.Load()
 	m.res.Heuristic = int(m.heuristic.Load())
 	return m.res
 }
@@ -170,6 +182,7 @@ func (m *marker) mark() {
 			m.qcond.Broadcast()
 			m.qmu.Unlock()
 			w.drain()
+			w.publish()
 		}()
 	}
 	wg.Wait()
@@ -205,44 +218,88 @@ func (w *worker) scanRange(start, end addrspace.Addr, definite, interiorOK bool)
 }
 
 func (w *worker) scanWords(b []byte, base addrspace.Addr, definite, interiorOK bool) {
-	w.m.scanned.Add(uint64(len(b)))
-	if p := w.m.opt.Progress; p != nil {
-		p.Add(uint64(len(b)))
+	// Counted per worker, and published now and then: a shared counter
+	// updated per chunk would bounce its cache line between the CPUs.
+	w.scanned += uint64(len(b))
+	if w.scanned-w.published >= 1<<20 {
+		w.publish()
 	}
-	lo, hi := w.m.lo, w.m.hi
-	var prev uint64
-	for i := 0; i+8 <= len(b); i += 8 {
-		v := binary.LittleEndian.Uint64(b[i:])
-		if v >= lo && v < hi {
-			// A word that follows a pointer to itself may be a TCB's dtv
-			// field (tcbhead_t: tcb, dtv, self).
-			w.consider(v, definite, interiorOK, i >= 8 && prev == uint64(base)+uint64(i-8))
+	lo, span := w.m.lo, w.m.hi-w.m.lo
+	b = b[:len(b)&^7]
+	for i := 0; i < len(b); i += 8 {
+		v := binary.LittleEndian.Uint64(b[i : i+8])
+		if v-lo >= span {
+			continue
 		}
-		prev = v
+		// A word that follows a pointer to itself may be a TCB's dtv
+		// field (tcbhead_t: tcb, dtv, self).
+		afterSelf := i >= 8 && binary.LittleEndian.Uint64(b[i-8:i]) == uint64(base)+uint64(i-8)
+		w.consider(v, definite, interiorOK, afterSelf)
+	}
+}
+
+// publish adds what the worker scanned since the last call to the totals.
+func (w *worker) publish() {
+	d := w.scanned - w.published
+	w.published = w.scanned
+	w.m.scanned.Add(d)
+	if p := w.m.opt.Progress; p != nil {
+		p.Add(d)
 	}
 }
 
 // userChunk returns the in-use chunk whose user area holds a, or -1.
 func (m *marker) userChunk(a uint64) int {
+	i, _ := m.lookup(a)
+	return i
+}
+
+// lookup returns the in-use chunk whose user area holds a and its block,
+// or -1: a binary search over the blocks, then the granule index.
+func (m *marker) lookup(a uint64) (int, int) {
 	if a < m.lo || a >= m.hi {
-		return -1
+		return -1, -1
 	}
 	// A user area [c+16, c+size+8) ends inside the next chunk's prev_size
 	// field, so look up a-8: it lies in [c+8, c+size+8).
-	i := m.c.Containing(addrspace.Addr(a - 8))
-	if i < 0 || m.c.State(i) != heapwalk.InUse {
-		return -1
+	q := a - 8
+	bs := m.bstart
+	lo, hi := 0, len(bs)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if bs[mid] <= q {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
 	}
-	u := uint64(m.c.User(i))
+	k := lo - 1
+	if k < 0 {
+		return -1, -1
+	}
+	b := &m.blocks[k]
+	if q >= uint64(b.stop) {
+		return -1, -1
+	}
+	addr := m.c.Addrs()
+	i := int(m.granules[b.granules+int32((q-bs[k])>>granuleShift)])
+	for i+1 < int(b.end) && addr[i+1] <= q {
+		i++
+	}
+	c := addr[i]
+	if q < c || q >= c+m.c.Size(i) || m.c.State(i) != heapwalk.InUse {
+		return -1, -1
+	}
+	u := c + 16
 	if a < u || a >= u+m.h.Usable(i) {
-		return -1
+		return -1, -1
 	}
 	// The next chunk's header address is what glibc itself holds (top,
 	// bins, registers inside malloc); it is not a pointer into chunk i.
-	if a == uint64(m.c.Addr(i))+m.c.Size(i) {
-		return -1
+	if a == c+m.c.Size(i) {
+		return -1, -1
 	}
-	return i
+	return i, k
 }
 
 // consider handles one word found in memory reached with the given
@@ -250,7 +307,7 @@ func (m *marker) userChunk(a uint64) int {
 // as a thread's dtv field follows tcbhead_t.tcb.
 func (w *worker) consider(v uint64, definite, interiorOK, afterSelf bool) {
 	m := w.m
-	i := m.userChunk(v)
+	i, k := m.lookup(v)
 	if i < 0 {
 		return
 	}
@@ -264,7 +321,7 @@ func (w *worker) consider(v uint64, definite, interiorOK, afterSelf bool) {
 			m.heuristic.Add(1)
 		}
 	}
-	m.push(i, start, definite)
+	m.pushIn(i, k, start, definite)
 }
 
 func (m *marker) verdict(i int) Verdict {
@@ -279,7 +336,11 @@ func (m *marker) verdict(i int) Verdict {
 // reachable memory makes it reachable; anything else makes it possible.
 // An upgraded chunk waits in its block to be scanned.
 func (m *marker) push(i int, start, definite bool) {
-	k := m.blockOf(i)
+	m.pushIn(i, m.blockOf(i), start, definite)
+}
+
+// pushIn is push for chunk i of block k.
+func (m *marker) pushIn(i, k int, start, definite bool) {
 	b := &m.blocks[k]
 	b.mu.Lock()
 	changed := false
@@ -315,6 +376,7 @@ const (
 	blockMaxChunks = 1 << 14
 	blockMaxBytes  = 4 << 20  // one read
 	blockMaxGap    = 64 << 10 // a wider gap between chunks starts a new block
+	granuleShift   = 10       // lookups by address index each 1 KiB granule of a block
 )
 
 // Block states.
@@ -329,6 +391,7 @@ type block struct {
 	mu          sync.Mutex // guards pending, state and the verdicts of its chunks
 	first, end  int32
 	start, stop addrspace.Addr
+	granules    int32   // where its granule index starts in marker.granules
 	pending     []int32 // marked chunks waiting to be scanned
 	state       uint8
 }
@@ -348,6 +411,28 @@ func (m *marker) makeBlocks() {
 		m.blocks = append(m.blocks, block{first: int32(first), end: int32(j), start: start,
 			stop: c.Addr(j-1) + addrspace.Addr(c.Size(j-1)) + 8})
 		i = j
+	}
+	m.bstart = make([]uint64, len(m.blocks))
+	n := 0
+	for k := range m.blocks {
+		b := &m.blocks[k]
+		m.bstart[k] = uint64(b.start)
+		b.granules = int32(n)
+		n += int((b.stop-b.start-1)>>granuleShift) + 1
+	}
+	m.granules = make([]int32, n)
+	addr := c.Addrs()
+	for k := range m.blocks {
+		b := &m.blocks[k]
+		g := m.granules[b.granules:]
+		i := int(b.first)
+		for gi := range int((b.stop-b.start-1)>>granuleShift) + 1 {
+			gs := uint64(b.start) + uint64(gi)<<granuleShift
+			for i+1 < int(b.end) && addr[i]+c.Size(i) <= gs {
+				i++
+			}
+			g[gi] = int32(i)
+		}
 	}
 }
 
@@ -385,26 +470,20 @@ func (w *worker) drain() {
 	}
 }
 
-// scanBlock reads block k once and scans its pending chunks, including
-// those that become pending while it works, from that buffer.
+// scanBlock scans block k's pending chunks, including those that become
+// pending while it works. When they cover a good part of the block, the
+// block is read whole, once, and everything is scanned from that buffer;
+// otherwise only the pending chunks are read, in one batch of reads, so
+// that a block reached again and again by a few marks is not read whole
+// each time.
 func (w *worker) scanBlock(k int) {
 	m := w.m
 	b := &m.blocks[k]
 	b.mu.Lock()
 	b.state = blockBusy
 	b.mu.Unlock()
-	n := int(b.stop - b.start)
-	whole := n <= blockMaxBytes+blockMaxGap
-	var buf []byte
-	if whole {
-		if cap(w.blockBuf) < n {
-			w.blockBuf = make([]byte, n)
-		}
-		buf = w.blockBuf[:n]
-		if _, err := m.s.ReadAt(buf, b.start); err != nil {
-			whole = false
-		}
-	}
+	span := int(b.stop - b.start)
+	var whole []byte // the block, once read
 	for {
 		b.mu.Lock()
 		if len(b.pending) == 0 {
@@ -412,23 +491,118 @@ func (w *worker) scanBlock(k int) {
 			b.mu.Unlock()
 			return
 		}
+		// Swap lists with the block: the worker's spare becomes the
+		// block's new pending list, so that marking allocates nothing.
 		list := b.pending
-		b.pending = nil
+		b.pending = w.spare[:0]
+		w.spare = list
 		w.defs = w.defs[:0]
+		k := 0
 		for _, ci := range list {
+			if m.c.NoPointers(int(ci)) {
+				// The walk scanned it already and found nothing.
+				w.scanned += m.h.Usable(int(ci))
+				continue
+			}
+			list[k] = ci
+			k++
 			w.defs = append(w.defs, m.v[ci] == Reachable)
 		}
+		list = list[:k]
 		b.mu.Unlock()
-		for j, ci := range list {
-			i := int(ci)
-			u := m.c.User(i)
-			if whole {
-				off := int(u - b.start)
-				w.scanWords(buf[off:off+int(m.h.Usable(i))], u, w.defs[j], false)
-			} else {
-				w.scanRange(u, u+addrspace.Addr(m.h.Usable(i)), w.defs[j], false)
+		if len(list) == 0 {
+			continue
+		}
+		if whole == nil {
+			pending := 0
+			for _, ci := range list {
+				pending += int(m.h.Usable(int(ci)))
+			}
+			if pending >= span/4 && span <= blockMaxBytes+blockMaxGap {
+				if cap(w.blockBuf) < span {
+					w.blockBuf = make([]byte, span)
+				}
+				whole = w.blockBuf[:span]
+				m.read.Add(uint64(span))
+				if _, err := m.s.ReadAt(whole, b.start); err != nil {
+					whole = nil
+				}
 			}
 		}
+		if whole != nil {
+			if len(list) > 1 {
+				// In address order, so that the scan runs through the
+				// buffer the way the CPU prefetches.
+				sortPending(list, w.defs)
+			}
+			for j, ci := range list {
+				u := m.c.User(int(ci))
+				off := int(u - b.start)
+				w.scanWords(whole[off:off+int(m.h.Usable(int(ci)))], u, w.defs[j], false)
+			}
+			continue
+		}
+		w.scanChunks(list)
+	}
+}
+
+// sortPending sorts chunk indexes, and their certainties along with them.
+func sortPending(list []int32, defs []bool) {
+	sort.Sort(pendingSorter{list, defs})
+}
+
+type pendingSorter struct {
+	list []int32
+	defs []bool
+}
+
+func (p pendingSorter) Len() int           { return len(p.list) }
+func (p pendingSorter) Less(i, j int) bool { return p.list[i] < p.list[j] }
+func (p pendingSorter) Swap(i, j int) {
+	p.list[i], p.list[j] = p.list[j], p.list[i]
+	p.defs[i], p.defs[j] = p.defs[j], p.defs[i]
+}
+
+// scanChunks reads the given chunks in batches (one system call each for a
+// live process) and scans them.
+func (w *worker) scanChunks(list []int32) {
+	m := w.m
+	br, batched := m.s.(addrspace.BatchReader)
+	defs := w.defs
+	for len(list) > 0 {
+		n, bytes := 0, 0
+		for n < len(list) && n < 1024 && (n == 0 || bytes+int(m.h.Usable(int(list[n]))) <= blockMaxBytes) {
+			bytes += int(m.h.Usable(int(list[n])))
+			n++
+		}
+		if cap(w.blockBuf) < bytes {
+			w.blockBuf = make([]byte, bytes)
+		}
+		w.reqs = w.reqs[:0]
+		off := 0
+		for _, ci := range list[:n] {
+			size := int(m.h.Usable(int(ci)))
+			w.reqs = append(w.reqs, addrspace.Req{Addr: m.c.User(int(ci)), Buf: w.blockBuf[off : off+size : off+size]})
+			off += size
+		}
+		m.read.Add(uint64(bytes))
+		if batched {
+			br.ReadBatch(w.reqs)
+		} else {
+			for i := range w.reqs {
+				r := &w.reqs[i]
+				_, r.Err = m.s.ReadAt(r.Buf, r.Addr)
+			}
+		}
+		for j, r := range w.reqs {
+			if r.Err == nil {
+				w.scanWords(r.Buf, r.Addr, defs[j], false)
+			} else {
+				w.scanRange(r.Addr, r.Addr+addrspace.Addr(len(r.Buf)), defs[j], false)
+			}
+		}
+		list = list[n:]
+		defs = defs[n:]
 	}
 }
 

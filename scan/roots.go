@@ -94,7 +94,7 @@ func Roots(s addrspace.Space, h *heapwalk.Heap) []Root {
 // A thread's block normally is its own mapping. glibc 2.42+ guards thread
 // stacks with MADV_GUARD_INSTALL (Linux 6.13+) instead of a PROT_NONE
 // mapping, and then neighbouring stacks merge into one mapping; the blocks
-// are then told apart by their TCBs (see blockOf).
+// are then told apart by their TCBs (see stackBlockOf).
 func stackRoots(s addrspace.Space, maps []addrspace.Mapping, heap []heapwalk.Segment) (roots []Root, blocks []heapwalk.Segment) {
 	live := map[addrspace.Addr]bool{}
 	for _, t := range s.Threads() {
@@ -104,7 +104,7 @@ func stackRoots(s addrspace.Space, maps []addrspace.Mapping, heap []heapwalk.Seg
 			continue
 		}
 		block := heapwalk.Segment{Start: m.Start, End: m.End}
-		if b, ok := blockOf(s, maps, addrspace.Addr(t.Regs.FsBase), sp); ok {
+		if b, ok := stackBlockOf(s, maps, addrspace.Addr(t.Regs.FsBase), sp); ok {
 			block = heapwalk.Segment{Start: max(b.Start, m.Start), End: min(b.End, m.End)}
 			live[addrspace.Addr(t.Regs.FsBase)] = true
 		}
@@ -158,20 +158,20 @@ func topBlock(s addrspace.Space, maps []addrspace.Mapping, m addrspace.Mapping, 
 		if addrspace.Addr(binary.LittleEndian.Uint64(buf[off:])) != x || addrspace.Addr(binary.LittleEndian.Uint64(buf[off+16:])) != x {
 			continue
 		}
-		if b, ok := blockOf(s, maps, x, x); ok && b.End == end {
+		if b, ok := stackBlockOf(s, maps, x, x); ok && b.End == end {
 			return x, b, true
 		}
 	}
 	return 0, heapwalk.Segment{}, false
 }
 
-// blockOf returns the stack block of the glibc thread whose TCB is at fs,
+// stackBlockOf returns the stack block of the glibc thread whose TCB is at fs,
 // from its struct pthread: the TCB (self-pointer at +16) is followed by
 // the fields stackblock and stackblock_size, adjacent in every glibc
 // release at a version-dependent offset. The pair is recognised as a
 // page-aligned block that holds both sp and the TCB and ends in sp's
 // mapping. The main thread (stackblock NULL) has none.
-func blockOf(s addrspace.Space, maps []addrspace.Mapping, fs, sp addrspace.Addr) (heapwalk.Segment, bool) {
+func stackBlockOf(s addrspace.Space, maps []addrspace.Mapping, fs, sp addrspace.Addr) (heapwalk.Segment, bool) {
 	const page = 4096
 	fm, m := addrspace.Find(maps, fs), addrspace.Find(maps, sp)
 	if fs == 0 || fs%8 != 0 || fm == nil || m == nil {
