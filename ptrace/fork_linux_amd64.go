@@ -85,17 +85,68 @@ type AttachOptions struct {
 // its Warnings say why; Snapshot tells which mode is in effect.
 func AttachWith(ctx context.Context, pid int, opts AttachOptions) (*Process, error) {
 	var pre siteGuess
+	var shared uint64
 	if opts.Snapshot == SnapshotFork {
 		pre = guessSyscallSite(pid)
+	} else {
+		shared = sharedAnon(pid) // while the target still runs
 	}
 	p, err := attachDirect(ctx, pid)
-	if err != nil || opts.Snapshot != SnapshotFork {
+	if err != nil {
 		return p, err
 	}
-	if err := p.forkSnapshot(opts, pre); err != nil {
+	if opts.Snapshot == SnapshotFork {
+		err := p.forkSnapshot(opts, pre)
+		if err == nil {
+			return p, nil
+		}
 		p.warnf("fork snapshot failed: %v; reading the stopped process directly", err)
+		shared = sharedAnon(pid)
+	}
+	if shared >= sharedAnonLimit {
+		// Since Linux 5.19 process_vm_readv's read-only page pins make
+		// the kernel give the target its own copy of every page it shares
+		// copy-on-write with a process it forked (or that forked it): the
+		// read would grow the target's memory. /proc/PID/mem does not.
+		p.noVMReadv.Store(true)
+		p.warnf("process %d shares %d MiB of memory copy-on-write with a parent or child process; reading it through /proc/%d/mem, which does not unshare those pages", pid, shared>>20, pid)
 	}
 	return p, nil
+}
+
+// sharedAnonLimit is how much copy-on-write sharing makes direct reads
+// avoid process_vm_readv.
+const sharedAnonLimit = 1 << 20
+
+// sharedAnon returns how many bytes of pid's anonymous private memory are
+// shared with other processes (copy-on-write after fork), from
+// /proc/PID/smaps; 0 when it cannot be read.
+func sharedAnon(pid int) uint64 {
+	f, err := os.Open(procDir(pid) + "/smaps")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	var total uint64
+	anon := false
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		key, rest, _ := strings.Cut(line, " ")
+		if !strings.HasSuffix(key, ":") {
+			// A mapping line: "start-end perms offset dev inode [path]".
+			f := strings.Fields(line)
+			anon = len(f) >= 5 && len(f[1]) == 4 && f[1][3] == 'p' && (len(f) == 5 || strings.HasPrefix(f[5], "[heap]") || strings.HasPrefix(f[5], "[stack]"))
+			continue
+		}
+		if anon && (key == "Shared_Clean:" || key == "Shared_Dirty:") {
+			var kb uint64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
+			total += kb << 10
+		}
+	}
+	return total
 }
 
 // Snapshot returns how the process is read: SnapshotFork only if the
