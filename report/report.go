@@ -86,6 +86,22 @@ type Stats struct {
 	Chunks       int    `json:"chunks"`
 	ScannedBytes uint64 `json:"scanned_bytes"`
 	Heuristic    int    `json:"reachable_by_heuristic"`
+	// Snapshot says how a live target was frozen: "direct" (stopped for
+	// the whole analysis) or "fork" (a copy-on-write copy was analyzed);
+	// empty for a core.
+	Snapshot string `json:"snapshot,omitempty"`
+	// PauseMs is how long a live target was stopped, in milliseconds.
+	PauseMs float64 `json:"pause_ms,omitempty"`
+	// Timings are the phases of the analysis, in milliseconds.
+	Timings *Timings `json:"timings,omitempty"`
+}
+
+// Timings are the durations of the phases of one analysis, in milliseconds.
+type Timings struct {
+	Freeze float64 `json:"freeze_ms"` // attach and stop (or open the core)
+	Walk   float64 `json:"walk_ms"`   // find glibc's structures and every chunk
+	Scan   float64 `json:"scan_ms"`   // roots and marking
+	Report float64 `json:"report_ms"` // classify, fingerprint, group
 }
 
 // Options tune the report.

@@ -21,6 +21,8 @@ Flags:
 func (e *env) dump(args []string) error {
 	fs := e.flagSet("dump", dumpHelp)
 	out := fs.StringP("output", "o", "", "the core file to write")
+	var t targetFlags
+	t.snapshot.register(fs)
 	if helped, err := parseFlags(fs, args); helped || err != nil {
 		return err
 	}
@@ -35,7 +37,7 @@ func (e *env) dump(args []string) error {
 	if err != nil {
 		return err
 	}
-	s, release, err := e.open(fs.Arg(0), &targetFlags{})
+	s, release, err := e.open(fs.Arg(0), &t)
 	if err != nil {
 		f.Close()
 		os.Remove(*out)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/heapsift/heapsift/addrspace"
 	"github.com/heapsift/heapsift/corefile"
@@ -56,15 +57,22 @@ func (e *env) leaks(args []string) error {
 		fs.Usage()
 		return usageErr("leaks takes one PID or core file")
 	}
+	t0 := time.Now()
 	s, release, err := e.open(fs.Arg(0), &t)
 	if err != nil {
 		return err
 	}
 	defer release()
+	freeze := time.Since(t0)
 	rep, err := e.analyze(s, &a)
 	release() // let a live target go before printing
 	if err != nil {
 		return err
+	}
+	rep.Stats.Timings.Freeze = float64(freeze.Microseconds()) / 1000
+	if p, ok := s.(*ptrace.Process); ok {
+		rep.Stats.Snapshot = p.Snapshot().String()
+		rep.Stats.PauseMs = float64(p.Pause().Microseconds()) / 1000
 	}
 	return e.finish(rep, &a)
 }
@@ -105,11 +113,12 @@ func (e *env) open(target string, t *targetFlags) (addrspace.Space, func(), erro
 		}
 		return c, func() {}, nil
 	}
-	p, err := ptrace.AttachWith(context.Background(), pid, ptrace.AttachOptions{Snapshot: t.snapshot.mode})
+	mode := t.snapshot.modeFor(pid)
+	p, err := ptrace.AttachWith(context.Background(), pid, ptrace.AttachOptions{Snapshot: mode})
 	if err != nil {
 		return nil, nil, err
 	}
-	e.noteSnapshot(p, &t.snapshot)
+	e.noteSnapshot(p, &t.snapshot, mode)
 	sigs := make(chan os.Signal, 1)
 	done := make(chan struct{})
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)

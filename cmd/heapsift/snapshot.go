@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -9,28 +10,72 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// snapshotFlag is --snapshot=direct|fork, for commands that take a PID.
+// snapshotFlag is --snapshot=auto|direct|fork, for commands that take a PID.
 type snapshotFlag struct {
 	mode ptrace.SnapshotMode
+	set  bool // direct or fork asked for; otherwise auto
 	// fs is the command's flag set, where -v is looked up once parsed.
 	fs *pflag.FlagSet
 }
 
 func (f *snapshotFlag) register(fs *pflag.FlagSet) {
 	f.fs = fs
-	fs.Var(f, "snapshot", "for a PID: direct (stop the process for the whole analysis) or fork (stop it only while it forks a frozen copy, and analyze the copy)")
+	fs.Var(f, "snapshot", "for a PID: direct (stop the process for the whole analysis), fork (stop it only while it forks a frozen copy, and analyze the copy), or auto: fork when the process has at least 64 MiB of anonymous memory")
 }
 
-func (f *snapshotFlag) String() string { return f.mode.String() }
-func (f *snapshotFlag) Type() string   { return "direct|fork" }
+func (f *snapshotFlag) String() string {
+	if !f.set {
+		return "auto"
+	}
+	return f.mode.String()
+}
+
+func (f *snapshotFlag) Type() string { return "auto|direct|fork" }
 
 func (f *snapshotFlag) Set(s string) error {
+	if s == "auto" {
+		f.set = false
+		return nil
+	}
 	m, err := ptrace.ParseSnapshotMode(s)
 	if err != nil {
 		return err
 	}
-	f.mode = m
+	f.mode, f.set = m, true
 	return nil
+}
+
+// autoForkBytes is the anonymous memory above which --snapshot=auto forks:
+// reading less than that directly stops the target for a few tens of
+// milliseconds, about as long as a fork would, without making a process.
+const autoForkBytes = 64 << 20
+
+// modeFor returns the snapshot mode to use for pid.
+func (f *snapshotFlag) modeFor(pid int) ptrace.SnapshotMode {
+	if f.set {
+		return f.mode
+	}
+	if rssAnon(pid) >= autoForkBytes {
+		return ptrace.SnapshotFork
+	}
+	return ptrace.SnapshotDirect
+}
+
+// rssAnon returns pid's resident anonymous memory (RssAnon in
+// /proc/PID/status), or 0 when it cannot be read.
+func rssAnon(pid int) uint64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "RssAnon:"); ok {
+			var kb uint64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 // verbose reports whether the command's -v flag is set.
@@ -44,8 +89,8 @@ func (f *snapshotFlag) verbose() bool {
 
 // noteSnapshot says, with -v, how long a fork snapshot stopped the
 // target, or why it fell back to reading the stopped process.
-func (e *env) noteSnapshot(p *ptrace.Process, f *snapshotFlag) {
-	if f.mode != ptrace.SnapshotFork || !f.verbose() {
+func (e *env) noteSnapshot(p *ptrace.Process, f *snapshotFlag, mode ptrace.SnapshotMode) {
+	if mode != ptrace.SnapshotFork || !f.verbose() {
 		return
 	}
 	if p.Snapshot() == ptrace.SnapshotFork {
