@@ -1,0 +1,486 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/heapsift/heapsift/report"
+	"golang.org/x/sys/unix"
+)
+
+// Result is everything one invocation measured.
+type Result struct {
+	Machine      Machine      `json:"machine"`
+	Command      string       `json:"command"`
+	Runs         int          `json:"runs"`
+	Sizes        []SizeResult `json:"sizes"`
+	Valgrind     *Valgrind    `json:"valgrind,omitempty"`
+	ValgrindNote string       `json:"valgrind_note,omitempty"`
+}
+
+// SizeResult is the measurements at one heap size (medians over the runs).
+type SizeResult struct {
+	Requested    uint64  `json:"requested_bytes"`
+	Chunks       int     `json:"bigheap_chunks"` // bigheap's argument
+	HeapBytes    uint64  `json:"heap_bytes"`     // its [heap] mapping
+	RSSAnon      uint64  `json:"rss_anon_bytes"`
+	LeakedChunks uint64  `json:"leaked_chunks"` // the truth, as bigheap counted it
+	LeakedBytes  uint64  `json:"leaked_bytes"`
+	ReadvGBps    float64 `json:"process_vm_readv_gbps"` // the read limit
+	PreadGBps    float64 `json:"pread_proc_mem_gbps"`
+
+	Direct   Analysis  `json:"direct"`
+	Fork     Analysis  `json:"fork"`
+	Core     *Analysis `json:"gcore,omitempty"`
+	CoreNote string    `json:"gcore_note,omitempty"`
+
+	Pause Pause `json:"pause"`
+}
+
+// Analysis is one `heapsift leaks --json` of bigheap.
+type Analysis struct {
+	Mode          string  `json:"mode"`
+	WallMs        float64 `json:"wall_ms"`  // heapsift's whole run (for a core: the analysis only)
+	PauseMs       float64 `json:"pause_ms"` // stats.pause_ms; for a core: gcore's wall time
+	FreezeMs      float64 `json:"freeze_ms"`
+	WalkMs        float64 `json:"walk_ms"`
+	ScanMs        float64 `json:"scan_ms"`
+	ReportMs      float64 `json:"report_ms"`
+	ScannedBytes  float64 `json:"scanned_bytes"`
+	Chunks        float64 `json:"chunks"`
+	GBps          float64 `json:"gbps"` // scanned bytes / wall
+	ReadLimitPct  float64 `json:"read_limit_pct"`
+	RSSBytes      float64 `json:"rss_bytes"` // heapsift's peak RSS
+	BytesPerChunk float64 `json:"rss_bytes_per_chunk"`
+	GcoreMs       float64 `json:"gcore_ms,omitempty"`
+	CoreBytes     float64 `json:"core_bytes,omitempty"`
+	Verdict       string  `json:"verdict"` // "OK", or what did not match
+}
+
+// Pause is pause.c's view of the analyses at one heap size.
+type Pause struct {
+	HeapBytes uint64      `json:"heap_bytes"`
+	Chunks    uint64      `json:"chunks"`
+	IdleGapMs float64     `json:"idle_gap_ms"` // the largest gap in 1 s without analysis
+	Direct    PauseSample `json:"direct"`
+	Fork      PauseSample `json:"fork"`
+	Note      string      `json:"note,omitempty"`
+}
+
+// PauseSample is one analysis of pause.c.
+type PauseSample struct {
+	TargetGapMs float64 `json:"target_gap_ms"` // the largest gap the target saw
+	PauseMs     float64 `json:"heapsift_pause_ms"`
+	WallMs      float64 `json:"wall_ms"`
+	Verdict     string  `json:"verdict"`
+}
+
+// Valgrind compares spin.c's run time natively, under heapsift run and
+// under valgrind.
+type Valgrind struct {
+	Units      int     `json:"units"`
+	NativeMs   float64 `json:"native_ms"`
+	RunMs      float64 `json:"heapsift_run_ms"`
+	ValgrindMs float64 `json:"valgrind_ms"`
+}
+
+// avgChunk is bigheap's average chunk size: requests of 16..512 bytes,
+// plus the 8-byte header, rounded up to 16, at least 32.
+func avgChunk() float64 {
+	var sum float64
+	for req := 16; req <= 512; req++ {
+		sum += float64(max(32, (req+8+15)&^15))
+	}
+	return sum / 497
+}
+
+// all measures every heap size, then the run overhead.
+func (b *bench) all() (*Result, error) {
+	res := &Result{Machine: b.mach, Runs: b.cfg.runs}
+	for _, req := range b.cfg.heaps {
+		s, err := b.size(req)
+		if err != nil {
+			return nil, err
+		}
+		res.Sizes = append(res.Sizes, s)
+	}
+	if b.cfg.valgrind {
+		var err error
+		if res.Valgrind, res.ValgrindNote, err = b.valgrind(); err != nil {
+			return nil, err
+		}
+	} else {
+		res.ValgrindNote = "skipped (-valgrind=false)"
+	}
+	return res, nil
+}
+
+// size measures one heap size.
+func (b *bench) size(req uint64) (SizeResult, error) {
+	s := SizeResult{Requested: req, Chunks: max(2, int(float64(req)/avgChunk()))}
+	b.logf("%s: starting bigheap with %d chunks", sizeStr(req), s.Chunks)
+	t, err := b.startBigheap(s.Chunks)
+	if err != nil {
+		return s, err
+	}
+	defer b.procs.stop(t.cmd)
+	s.LeakedChunks, s.LeakedBytes = t.leakedChunks, t.leakedBytes
+	lo, hi, err := heapMapping(t.pid)
+	if err != nil {
+		return s, err
+	}
+	s.HeapBytes, s.RSSAnon = hi-lo, rssAnon(t.pid)
+
+	var direct, fork, core []Analysis
+	var readv, pread []float64
+	for run := 0; run < b.cfg.runs; run++ {
+		rv, pr, err := readCeiling(t.pid, lo, hi)
+		if err != nil {
+			return s, err
+		}
+		readv, pread = append(readv, rv), append(pread, pr)
+		b.logf("%s: run %d: read limit %.2f GB/s; heapsift leaks --snapshot=direct", sizeStr(req), run+1, rv)
+		direct = append(direct, b.liveAnalysis(t, "direct", rv))
+		if b.ctx.Err() != nil {
+			return s, b.ctx.Err()
+		}
+		b.logf("%s: run %d: heapsift leaks --snapshot=fork", sizeStr(req), run+1)
+		fork = append(fork, b.liveAnalysis(t, "fork", rv))
+		if b.ctx.Err() != nil {
+			return s, b.ctx.Err()
+		}
+		if !b.cfg.gcore {
+			s.CoreNote = "skipped (-gcore=false)"
+			continue
+		}
+		a, note := b.coreAnalysis(t, hi-lo, rv)
+		if b.ctx.Err() != nil {
+			return s, b.ctx.Err()
+		}
+		if note != "" {
+			s.CoreNote = note
+			continue
+		}
+		core = append(core, a)
+	}
+	s.ReadvGBps, s.PreadGBps = median(readv), median(pread)
+	s.Direct, s.Fork = medianOf(direct), medianOf(fork)
+	if len(core) > 0 {
+		c := medianOf(core)
+		s.Core = &c
+	}
+	b.procs.stop(t.cmd) // free its memory before pause.c takes as much
+
+	s.Pause, err = b.pauseAt(req)
+	return s, err
+}
+
+// hsRun is one heapsift leaks --json run.
+type hsRun struct {
+	Summary report.Summary `json:"summary"`
+	Stats   report.Stats   `json:"stats"`
+	wall    time.Duration
+	rss     uint64 // peak resident set of heapsift (and any child it waited for)
+}
+
+// leaks runs heapsift leaks --json with args. Exit status 3 (leaks found)
+// is success.
+func (b *bench) leaks(args ...string) (*hsRun, error) {
+	cmd := exec.CommandContext(b.ctx, b.heapsift, append([]string{"leaks", "--json"}, args...)...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) } // heapsift detaches on SIGINT
+	cmd.WaitDelay = 10 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	t0 := time.Now()
+	err := cmd.Run()
+	wall := time.Since(t0)
+	var ee *exec.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 3) {
+		return nil, fmt.Errorf("heapsift leaks %s: %v: %s", strings.Join(args, " "), err, lastLine(stderr.String()))
+	}
+	r := &hsRun{wall: wall}
+	if err := json.Unmarshal(stdout.Bytes(), r); err != nil {
+		return nil, fmt.Errorf("heapsift leaks %s: %v", strings.Join(args, " "), err)
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.rss = uint64(ru.Maxrss) << 10
+	}
+	return r, nil
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// verdict compares the leaks heapsift found with what the program leaked.
+func verdict(r *hsRun, chunks, bytes uint64) string {
+	gotC := r.Summary.Definite.Chunks + r.Summary.Indirect.Chunks
+	gotB := r.Summary.Definite.Bytes + r.Summary.Indirect.Bytes
+	if gotC == chunks && gotB == bytes {
+		return "OK"
+	}
+	return fmt.Sprintf("MISMATCH: found %d chunks/%d B, leaked %d/%d", gotC, gotB, chunks, bytes)
+}
+
+// analysis turns a heapsift run into a table row.
+func analysis(mode string, r *hsRun, t *bigheapTarget, readLimit float64) Analysis {
+	a := Analysis{
+		Mode:         mode,
+		WallMs:       ms(r.wall),
+		PauseMs:      r.Stats.PauseMs,
+		ScannedBytes: float64(r.Stats.ScannedBytes),
+		Chunks:       float64(r.Stats.Chunks),
+		RSSBytes:     float64(r.rss),
+		Verdict:      verdict(r, t.leakedChunks, t.leakedBytes),
+	}
+	if tm := r.Stats.Timings; tm != nil {
+		a.FreezeMs, a.WalkMs, a.ScanMs, a.ReportMs = tm.Freeze, tm.Walk, tm.Scan, tm.Report
+	}
+	a.GBps = a.ScannedBytes / r.wall.Seconds() / 1e9
+	if readLimit > 0 {
+		a.ReadLimitPct = 100 * a.GBps / readLimit
+	}
+	if a.Chunks > 0 {
+		a.BytesPerChunk = a.RSSBytes / a.Chunks
+	}
+	if mode != "gcore" && r.Stats.Snapshot != mode {
+		a.Verdict = fmt.Sprintf("FAIL: asked for --snapshot=%s, got %q", mode, r.Stats.Snapshot)
+	}
+	return a
+}
+
+// liveAnalysis analyzes bigheap with heapsift leaks --snapshot=mode.
+func (b *bench) liveAnalysis(t *bigheapTarget, mode string, readLimit float64) Analysis {
+	r, err := b.leaks("--snapshot="+mode, strconv.Itoa(t.pid))
+	if err != nil {
+		return Analysis{Mode: mode, Verdict: "FAIL: " + err.Error()}
+	}
+	return analysis(mode, r, t, readLimit)
+}
+
+// coreAnalysis dumps bigheap with gcore, analyzes the core and deletes
+// it. The note says why it was skipped.
+func (b *bench) coreAnalysis(t *bigheapTarget, heap uint64, readLimit float64) (Analysis, string) {
+	gcore, err := exec.LookPath("gcore")
+	if err != nil {
+		return Analysis{}, "skipped: gcore (gdb) is not installed"
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(b.dir, &fs); err != nil {
+		return Analysis{}, "skipped: " + err.Error()
+	}
+	if free := fs.Bavail * uint64(fs.Bsize); free < 2*heap {
+		return Analysis{}, fmt.Sprintf("skipped: %s free in %s, less than twice the heap", sizeStr(free), b.dir)
+	}
+	b.logf("gcore -o core %d", t.pid)
+	prefix := filepath.Join(b.dir, "core")
+	file := fmt.Sprintf("%s.%d", prefix, t.pid)
+	defer os.Remove(file)
+	cmd := exec.CommandContext(b.ctx, gcore, "-o", prefix, strconv.Itoa(t.pid))
+	cmd.Env = append(os.Environ(), "DEBUGINFOD_URLS=") // no network
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	t0 := time.Now()
+	err = cmd.Run()
+	gcoreWall := time.Since(t0)
+	st, serr := os.Stat(file)
+	if err != nil || serr != nil {
+		return Analysis{Mode: "gcore", Verdict: fmt.Sprintf("FAIL: gcore: %v %v: %s", err, serr, lastLine(out.String()))}, ""
+	}
+	b.logf("heapsift leaks --json %s (%s)", file, sizeStr(uint64(st.Size())))
+	r, err := b.leaks(file)
+	if err != nil {
+		return Analysis{Mode: "gcore", Verdict: "FAIL: " + err.Error()}, ""
+	}
+	a := analysis("gcore", r, t, readLimit)
+	a.PauseMs, a.GcoreMs, a.CoreBytes = ms(gcoreWall), ms(gcoreWall), float64(st.Size())
+	return a, ""
+}
+
+// pauseAt runs pause.c with req bytes of heap and measures the largest
+// gap it sees while heapsift analyzes it directly and from a fork.
+func (b *bench) pauseAt(req uint64) (Pause, error) {
+	var pr Pause
+	mib := max(1, req>>20)
+	b.logf("%s: starting pause.c with %d MiB", sizeStr(req), mib)
+	p, err := b.startPauser(mib)
+	if err != nil {
+		return pr, err
+	}
+	defer b.stopPauser(p)
+	if lo, hi, err := heapMapping(p.pid); err == nil {
+		pr.HeapBytes = hi - lo
+	}
+	pr.Chunks = p.stat(statChunks)
+
+	var idle []float64
+	var direct, fork []PauseSample
+	for run := 0; run < b.cfg.runs; run++ {
+		if err := p.reset(); err != nil {
+			return pr, err
+		}
+		time.Sleep(time.Second)
+		idle = append(idle, ms(p.maxGap()))
+		for _, mode := range []string{"direct", "fork"} {
+			b.logf("%s: run %d: pause.c under heapsift leaks --snapshot=%s", sizeStr(req), run+1, mode)
+			s, err := b.pauseSample(p, mode)
+			if err != nil {
+				return pr, err
+			}
+			if mode == "direct" {
+				direct = append(direct, s)
+			} else {
+				fork = append(fork, s)
+			}
+		}
+	}
+	pr.IdleGapMs, pr.Direct, pr.Fork = median(idle), medianOf(direct), medianOf(fork)
+	return pr, nil
+}
+
+// pauseSample analyzes pause.c once; it leaks nothing.
+func (b *bench) pauseSample(p *pauser, mode string) (PauseSample, error) {
+	if err := p.reset(); err != nil {
+		return PauseSample{}, err
+	}
+	time.Sleep(20 * time.Millisecond)
+	r, err := b.leaks("--snapshot="+mode, strconv.Itoa(p.pid))
+	if b.ctx.Err() != nil {
+		return PauseSample{}, b.ctx.Err()
+	}
+	time.Sleep(20 * time.Millisecond) // let the target see the end of the gap
+	s := PauseSample{TargetGapMs: ms(p.maxGap())}
+	if err != nil {
+		s.Verdict = "FAIL: " + err.Error()
+		return s, nil
+	}
+	s.PauseMs, s.WallMs, s.Verdict = r.Stats.PauseMs, ms(r.wall), verdict(r, 0, 0)
+	return s, nil
+}
+
+// valgrind times spin.c natively, under heapsift run (the median of the
+// runs each) and under valgrind --leak-check=full (once: it is slow).
+func (b *bench) valgrind() (*Valgrind, string, error) {
+	units := strconv.Itoa(b.cfg.spinUnits)
+	timed := func(prog string, args ...string) (float64, error) {
+		cmd := exec.CommandContext(b.ctx, prog, args...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		t0 := time.Now()
+		if err := cmd.Run(); err != nil {
+			return 0, fmt.Errorf("%s %s: %v: %s", prog, strings.Join(args, " "), err, lastLine(stderr.String()))
+		}
+		return ms(time.Since(t0)), nil
+	}
+	b.logf("spin.c %s: natively and under heapsift run, %d times each", units, b.cfg.runs)
+	if _, err := timed(b.spin, units); err != nil { // warm up
+		return nil, "", err
+	}
+	var native, run []float64
+	for i := 0; i < b.cfg.runs; i++ {
+		n, err := timed(b.spin, units)
+		if err != nil {
+			return nil, "", err
+		}
+		r, err := timed(b.heapsift, "run", "--", b.spin, units)
+		if err != nil {
+			return nil, "", err
+		}
+		native, run = append(native, n), append(run, r)
+	}
+	v := &Valgrind{Units: b.cfg.spinUnits, NativeMs: median(native), RunMs: median(run)}
+	vg, err := exec.LookPath("valgrind")
+	if err != nil {
+		return v, "valgrind is not installed", nil
+	}
+	b.logf("spin.c %s under valgrind --leak-check=full", units)
+	if v.ValgrindMs, err = timed(vg, "-q", "--leak-check=full", b.spin, units); err != nil {
+		return nil, "", err
+	}
+	return v, "", nil
+}
+
+// readCeiling measures how fast pid's heap [lo, hi) can be read with
+// process_vm_readv and with pread of /proc/PID/mem, 4 MiB at a time: the
+// best of three passes each, in GB/s.
+func readCeiling(pid int, lo, hi uint64) (readv, pread float64, err error) {
+	buf := make([]byte, 4<<20)
+	mem, err := os.Open(fmt.Sprintf("/proc/%d/mem", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer mem.Close()
+	passes := func(read func(a, n uint64) error) (float64, error) {
+		best := 0.0
+		for range 3 {
+			t0 := time.Now()
+			for a := lo; a < hi; a += uint64(len(buf)) {
+				if err := read(a, min(uint64(len(buf)), hi-a)); err != nil {
+					return 0, err
+				}
+			}
+			best = max(best, float64(hi-lo)/time.Since(t0).Seconds()/1e9)
+		}
+		return best, nil
+	}
+	readv, err = passes(func(a, n uint64) error {
+		local := []unix.Iovec{{Base: &buf[0], Len: n}}
+		remote := []unix.RemoteIovec{{Base: uintptr(a), Len: int(n)}}
+		_, err := unix.ProcessVMReadv(pid, local, remote, 0)
+		return err
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("process_vm_readv of pid %d: %w (needs ptrace permission)", pid, err)
+	}
+	pread, err = passes(func(a, n uint64) error {
+		_, err := mem.ReadAt(buf[:n], int64(a))
+		return err
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("pread of /proc/%d/mem: %w", pid, err)
+	}
+	return readv, pread, nil
+}
+
+// heapMapping returns pid's [heap] mapping.
+func heapMapping(pid int) (lo, hi uint64, err error) {
+	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(maps), "\n") {
+		if f := strings.Fields(line); len(f) == 6 && f[5] == "[heap]" {
+			if _, err := fmt.Sscanf(f[0], "%x-%x", &lo, &hi); err == nil {
+				return lo, hi, nil
+			}
+		}
+	}
+	return 0, 0, fmt.Errorf("pid %d has no [heap] mapping", pid)
+}
+
+// rssAnon is RssAnon of /proc/PID/status, in bytes.
+func rssAnon(pid int) uint64 {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, "RssAnon:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

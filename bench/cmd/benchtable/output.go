@@ -1,0 +1,247 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"reflect"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Machine describes where the numbers were measured.
+type Machine struct {
+	CPU    string `json:"cpu"`
+	Cores  int    `json:"cores"`
+	RAM    uint64 `json:"ram_bytes"`
+	Kernel string `json:"kernel"`
+	Glibc  string `json:"glibc"`
+	Go     string `json:"go"`
+	Date   string `json:"date"`
+	Commit string `json:"commit"`
+	// Load is /proc/loadavg's 1, 5 and 15 minute averages when the
+	// measurements started: other work on the machine skews them.
+	Load string `json:"load_average"`
+}
+
+func machine(root string) Machine {
+	m := Machine{Cores: runtime.NumCPU(), Date: time.Now().UTC().Format("2006-01-02 15:04 UTC")}
+	if info, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(info), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if info, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(info), "\n") {
+			if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+				m.RAM = kb << 10
+			}
+		}
+	}
+	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(load)); len(f) >= 3 {
+			m.Load = strings.Join(f[:3], " ")
+		}
+	}
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		m.Kernel = unix.ByteSliceToString(u.Release[:])
+	}
+	output := func(dir, prog string, args ...string) string {
+		cmd := exec.Command(prog, args...)
+		cmd.Dir = dir
+		out, _ := cmd.Output()
+		return strings.TrimSpace(string(out))
+	}
+	m.Glibc = output("", "getconf", "GNU_LIBC_VERSION")
+	m.Go = output(root, "go", "env", "GOVERSION")
+	m.Commit = output(root, "git", "log", "-1", "--format=%h")
+	if output(root, "git", "status", "--porcelain", "--untracked-files=no") != "" {
+		m.Commit += " + uncommitted changes"
+	}
+	return m
+}
+
+// writeText prints the results as markdown.
+func writeText(w io.Writer, r *Result) {
+	m := r.Machine
+	fmt.Fprintf(w, "## heapsift benchmarks\n\n")
+	fmt.Fprintf(w, "- machine: %s, %d cores, %s RAM, Linux %s, %s, %s\n", m.CPU, m.Cores, sizeStr(m.RAM), m.Kernel, m.Glibc, m.Go)
+	fmt.Fprintf(w, "- heapsift %s, %s, load average at start %s\n", m.Commit, m.Date, m.Load)
+	fmt.Fprintf(w, "- `%s`", strings.TrimSpace(r.Command))
+	if r.Runs > 1 {
+		fmt.Fprintf(w, " (medians of %d runs)", r.Runs)
+	}
+	fmt.Fprintf(w, "\n")
+
+	for _, s := range r.Sizes {
+		fmt.Fprintf(w, "\n### %s heap: bigheap.c, %s chunks, [heap] %s (RssAnon %s)\n\n", sizeStr(s.Requested), count(uint64(s.Chunks)), sizeStr(s.HeapBytes), sizeStr(s.RSSAnon))
+		fmt.Fprintf(w, "Truth: %s chunks, %s bytes leaked. Read limit: process_vm_readv %.2f GB/s, pread of /proc/PID/mem %.2f GB/s (4 MiB buffers).\n\n",
+			count(s.LeakedChunks), count(s.LeakedBytes), s.ReadvGBps, s.PreadGBps)
+		fmt.Fprintf(w, "| analysis | wall | target paused | freeze / walk / scan / report | throughput | of read limit | analyzer RSS | RSS/chunk | verdict |\n")
+		fmt.Fprintf(w, "|---|--:|--:|--:|--:|--:|--:|--:|---|\n")
+		row(w, "leaks --snapshot=direct", s.Direct, durStr(s.Direct.WallMs))
+		row(w, "leaks --snapshot=fork", s.Fork, durStr(s.Fork.WallMs))
+		if c := s.Core; c != nil {
+			row(w, "gcore, then leaks CORE", *c, fmt.Sprintf("%s + %s", durStr(c.GcoreMs), durStr(c.WallMs)))
+		}
+		if c := s.Core; c != nil && c.CoreBytes > 0 {
+			fmt.Fprintf(w, "\ngcore wrote a %s core in %s, the target stopped all along; heapsift analyzed it in %s (%.2f GB/s = %.0f%% of the %.2f GB/s read limit; its RSS counts the pages of the core, which it maps).\n",
+				sizeStr(uint64(c.CoreBytes)), durStr(c.GcoreMs), durStr(c.WallMs), c.GBps, c.ReadLimitPct, s.ReadvGBps)
+		}
+		if s.CoreNote != "" {
+			fmt.Fprintf(w, "\ngcore: %s\n", s.CoreNote)
+		}
+	}
+
+	fmt.Fprintf(w, "\n### Pause as the target sees it (pause.c: the largest gap between two iterations of its loop)\n\n")
+	for _, s := range r.Sizes {
+		p := s.Pause
+		fmt.Fprintf(w, "- %s heap ([heap] %s, %s chunks; idle: %s): direct: %s (heapsift's pause_ms %s, wall %s, %s); fork: %s (pause_ms %s, wall %s, %s)\n",
+			sizeStr(s.Requested), sizeStr(p.HeapBytes), count(p.Chunks), durStr(p.IdleGapMs),
+			durStr(p.Direct.TargetGapMs), durStr(p.Direct.PauseMs), durStr(p.Direct.WallMs), p.Direct.Verdict,
+			durStr(p.Fork.TargetGapMs), durStr(p.Fork.PauseMs), durStr(p.Fork.WallMs), p.Fork.Verdict)
+	}
+
+	fmt.Fprintf(w, "\n### Run overhead\n\n")
+	if v := r.Valgrind; v != nil {
+		fmt.Fprintf(w, "spin.c %d: native %s, `heapsift run` %s (x%.2f)", v.Units, durStr(v.NativeMs), durStr(v.RunMs), v.RunMs/v.NativeMs)
+		if v.ValgrindMs > 0 {
+			fmt.Fprintf(w, ", `valgrind --leak-check=full` %s (x%.1f, one run)", durStr(v.ValgrindMs), v.ValgrindMs/v.NativeMs)
+		}
+		fmt.Fprintf(w, "\n")
+	}
+	if r.ValgrindNote != "" {
+		fmt.Fprintf(w, "valgrind: %s\n", r.ValgrindNote)
+	}
+}
+
+// row prints one analysis of the table.
+func row(w io.Writer, name string, a Analysis, wall string) {
+	if strings.HasPrefix(a.Verdict, "FAIL") {
+		fmt.Fprintf(w, "| %s | | | | | | | | %s |\n", name, a.Verdict)
+		return
+	}
+	fmt.Fprintf(w, "| %s | %s | %s | %s / %s / %s / %s | %.2f GB/s | %.0f%% | %s | %.1f B | %s |\n",
+		name, wall, durStr(a.PauseMs), durStr(a.FreezeMs), durStr(a.WalkMs), durStr(a.ScanMs), durStr(a.ReportMs),
+		a.GBps, a.ReadLimitPct, sizeStr(uint64(a.RSSBytes)), a.BytesPerChunk, a.Verdict)
+}
+
+// allOK reports whether every verdict matched the truth.
+func (r *Result) allOK() bool {
+	for _, s := range r.Sizes {
+		vs := []string{s.Direct.Verdict, s.Fork.Verdict, s.Pause.Direct.Verdict, s.Pause.Fork.Verdict}
+		if s.Core != nil {
+			vs = append(vs, s.Core.Verdict)
+		}
+		for _, v := range vs {
+			if v != "OK" {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// medianOf returns a T whose every float64 field is the median of that
+// field over runs, and whose every string field holds the runs' distinct
+// values (so a verdict that failed once shows).
+func medianOf[T any](runs []T) T {
+	var out T
+	if len(runs) == 0 {
+		return out
+	}
+	ov := reflect.ValueOf(&out).Elem()
+	for i := 0; i < ov.NumField(); i++ {
+		f := ov.Field(i)
+		switch f.Kind() {
+		case reflect.Float64:
+			var v []float64
+			for _, r := range runs {
+				v = append(v, reflect.ValueOf(r).Field(i).Float())
+			}
+			f.SetFloat(median(v))
+		case reflect.String:
+			var v []string
+			for _, r := range runs {
+				if s := reflect.ValueOf(r).Field(i).String(); !slices.Contains(v, s) {
+					v = append(v, s)
+				}
+			}
+			f.SetString(strings.Join(v, "; "))
+		}
+	}
+	return out
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// parseSizes parses "256MiB,1GiB": binary units, K and KiB alike.
+func parseSizes(s string) ([]uint64, error) {
+	var out []uint64
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		num := strings.TrimRight(f, "KMGTIBkmgtib")
+		unit := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(f[len(num):]), "B"), "I")
+		mult, ok := map[string]float64{"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[unit]
+		n, err := strconv.ParseFloat(num, 64)
+		if !ok || err != nil || n <= 0 {
+			return nil, fmt.Errorf("bad heap size %q (want e.g. 256MiB or 4GiB)", f)
+		}
+		out = append(out, uint64(n*mult))
+	}
+	return out, nil
+}
+
+// sizeStr formats bytes in binary units: "1.00 GiB", "230 MiB".
+func sizeStr(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// durStr formats milliseconds: "0.4 ms", "73 ms", "2.31 s".
+func durStr(ms float64) string {
+	switch {
+	case ms >= 1000:
+		return fmt.Sprintf("%.2f s", ms/1000)
+	case ms >= 10:
+		return fmt.Sprintf("%.0f ms", ms)
+	}
+	return fmt.Sprintf("%.1f ms", ms)
+}
+
+// count formats an integer with thousands separators.
+func count(n uint64) string {
+	s := strconv.FormatUint(n, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
