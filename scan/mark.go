@@ -85,6 +85,7 @@ type worker struct {
 	buf      []byte // for root ranges
 	blockBuf []byte // one block
 	reqs     []addrspace.Req
+	offs     []int // where each chunk of a batch sits in blockBuf
 	defs     []bool
 	spare    []int32 // a pending list to give the next block scanned
 
@@ -287,16 +288,15 @@ func (m *marker) lookup(a uint64) (int, int) {
 		i++
 	}
 	c := addr[i]
-	if q < c || q >= c+m.c.Size(i) || m.c.State(i) != heapwalk.InUse {
+	if q < c || m.c.State(i) != heapwalk.InUse {
 		return -1, -1
 	}
-	u := c + 16
-	if a < u || a >= u+m.h.Usable(i) {
-		return -1, -1
-	}
-	// The next chunk's header address is what glibc itself holds (top,
-	// bins, registers inside malloc); it is not a pointer into chunk i.
-	if a == c+m.c.Size(i) {
+	size := m.c.Size(i)
+	// A user area is [c+16, c+size+8) (c+size, less for some mmapped
+	// chunks; see heapwalk.Heap.Usable); the next chunk's header
+	// address, c+size, is what glibc itself holds (top, bins, registers
+	// inside malloc), not a pointer into chunk i.
+	if q >= c+size || a < c+16 || a == c+size || a-c-16 >= m.h.Usable(i) {
 		return -1, -1
 	}
 	return i, k
@@ -420,7 +420,7 @@ func (m *marker) makeBlocks() {
 		b.granules = int32(n)
 		n += int((b.stop-b.start-1)>>granuleShift) + 1
 	}
-	m.granules = make([]int32, n)
+	m.granules = make([]int32, n) // each: the last chunk of its block that starts at or before the granule
 	addr := c.Addrs()
 	for k := range m.blocks {
 		b := &m.blocks[k]
@@ -428,7 +428,9 @@ func (m *marker) makeBlocks() {
 		i := int(b.first)
 		for gi := range int((b.stop-b.start-1)>>granuleShift) + 1 {
 			gs := uint64(b.start) + uint64(gi)<<granuleShift
-			for i+1 < int(b.end) && addr[i]+c.Size(i) <= gs {
+			// The last chunk that starts at or before the granule: a
+			// lookup moves on from there.
+			for i+1 < int(b.end) && addr[i+1] <= gs {
 				i++
 			}
 			g[gi] = int32(i)
@@ -564,28 +566,63 @@ func (p pendingSorter) Swap(i, j int) {
 }
 
 // scanChunks reads the given chunks in batches (one system call each for a
-// live process) and scans them.
+// live process), in address order, neighbours within maxGap of each other
+// in one range (for process_vm_readv, every range costs a page lookup),
+// and scans them.
 func (w *worker) scanChunks(list []int32) {
+	const maxGap = 512
 	m := w.m
 	br, batched := m.s.(addrspace.BatchReader)
+	sortPending(list, w.defs)
 	defs := w.defs
 	for len(list) > 0 {
-		n, bytes := 0, 0
-		for n < len(list) && n < 1024 && (n == 0 || bytes+int(m.h.Usable(int(list[n]))) <= blockMaxBytes) {
-			bytes += int(m.h.Usable(int(list[n])))
+		// Take chunks while the buffer and the request count allow.
+		n, bytes, reqs := 0, 0, 0
+		var end addrspace.Addr
+		for n < len(list) {
+			u := m.c.User(int(list[n]))
+			ue := u + addrspace.Addr(m.h.Usable(int(list[n])))
+			add, newReq := int(ue-u), true
+			if n > 0 && u >= end && u-end <= maxGap {
+				add, newReq = int(ue-end), false
+			}
+			if n > 0 && (bytes+add > blockMaxBytes || (newReq && reqs == 1024)) {
+				break
+			}
+			if newReq {
+				reqs++
+			}
+			bytes += add
+			end = ue
 			n++
 		}
 		if cap(w.blockBuf) < bytes {
 			w.blockBuf = make([]byte, bytes)
 		}
+		// The requests, and where each chunk sits in the buffer.
 		w.reqs = w.reqs[:0]
+		w.offs = w.offs[:0]
 		off := 0
-		for _, ci := range list[:n] {
-			size := int(m.h.Usable(int(ci)))
-			w.reqs = append(w.reqs, addrspace.Req{Addr: m.c.User(int(ci)), Buf: w.blockBuf[off : off+size : off+size]})
+		for j, ci := range list[:n] {
+			u := m.c.User(int(ci))
+			ue := u + addrspace.Addr(m.h.Usable(int(ci)))
+			if j > 0 {
+				r := &w.reqs[len(w.reqs)-1]
+				rend := r.Addr + addrspace.Addr(len(r.Buf))
+				if u >= rend && u-rend <= maxGap {
+					grow := int(ue - rend)
+					r.Buf = w.blockBuf[off-len(r.Buf) : off+grow : off+grow]
+					w.offs = append(w.offs, off+int(u-rend))
+					off += grow
+					continue
+				}
+			}
+			size := int(ue - u)
+			w.reqs = append(w.reqs, addrspace.Req{Addr: u, Buf: w.blockBuf[off : off+size : off+size]})
+			w.offs = append(w.offs, off)
 			off += size
 		}
-		m.read.Add(uint64(bytes))
+		m.read.Add(uint64(off))
 		if batched {
 			br.ReadBatch(w.reqs)
 		} else {
@@ -594,12 +631,19 @@ func (w *worker) scanChunks(list []int32) {
 				_, r.Err = m.s.ReadAt(r.Buf, r.Addr)
 			}
 		}
-		for j, r := range w.reqs {
-			if r.Err == nil {
-				w.scanWords(r.Buf, r.Addr, defs[j], false)
-			} else {
-				w.scanRange(r.Addr, r.Addr+addrspace.Addr(len(r.Buf)), defs[j], false)
+		failed := false
+		for _, r := range w.reqs {
+			failed = failed || r.Err != nil
+		}
+		for j, ci := range list[:n] {
+			u := m.c.User(int(ci))
+			size := int(m.h.Usable(int(ci)))
+			if failed {
+				// Read what can be read, range by range.
+				w.scanRange(u, u+addrspace.Addr(size), defs[j], false)
+				continue
 			}
+			w.scanWords(w.blockBuf[w.offs[j]:w.offs[j]+size], u, defs[j], false)
 		}
 		list = list[n:]
 		defs = defs[n:]
