@@ -268,6 +268,7 @@ func (r *Runner) start(path string, argv, env []string, fds []uintptr) error {
 	}
 	r.root = r.addProc(pid)
 	r.srv.events = r.event
+	r.srv.idle = r.recheckExecve
 	return nil
 }
 
@@ -873,6 +874,38 @@ func (r *Runner) groupExiting(rp *runProc, tid int) bool {
 		}
 	}
 	return true
+}
+
+// recheckExecve undoes a wrong groupExiting decision. When a thread that
+// is not the main thread calls execve, the kernel kills every other
+// thread, the main one included, and waits for them all to be gone; if
+// the execve caller was still running (not yet blocked in execve) when
+// the first of them reached its exit stop, that looked like a fatal
+// signal, and holding those threads would block the execve for good. So,
+// while a process waits to be frozen, a thread found blocked in execve
+// means: let the held threads go.
+func (r *Runner) recheckExecve() {
+	for _, rp := range r.procs {
+		if !rp.groupExit || rp.froze || r.releasing {
+			continue
+		}
+		exec := false
+		for tid, t := range rp.threads {
+			if !t.inExit && inExecve(rp.pid, tid) {
+				exec = true
+			}
+		}
+		if !exec {
+			continue
+		}
+		rp.groupExit = false
+		for tid, t := range rp.threads {
+			if t.inExit {
+				delete(rp.threads, tid)
+				r.resume(tid, 0)
+			}
+		}
+	}
 }
 
 // inExecve tells whether thread tid of pid is blocked in execve.

@@ -39,6 +39,9 @@ type server struct {
 	// events receives wait4 results while the server is idle. Only
 	// touched on the server thread.
 	events func(tid int, ws unix.WaitStatus)
+	// idle, if set, runs on the server thread at every poll tick, after
+	// the pending events.
+	idle func()
 	// tid is the server thread's id, the tracer of its tracees. Set
 	// before the first request runs.
 	tid int
@@ -97,6 +100,9 @@ func (s *server) run() {
 			s.drain()
 		case <-tick.C:
 			s.drain()
+			if s.idle != nil {
+				s.idle()
+			}
 		case <-s.quit:
 			return
 		}
