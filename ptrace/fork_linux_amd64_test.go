@@ -314,6 +314,13 @@ func TestForkEintrLikeDirect(t *testing.T) {
 	tg := startFixture(t, "forktarget", "mode=epoll")
 	count := func(mode SnapshotMode) int64 {
 		e0 := tg.stats(t)["eintr"]
+		// Let the thread that answered get back into epoll_wait: an
+		// attach that finds it elsewhere interrupts nothing.
+		waitFor(t, "the target back in epoll_wait", func() bool {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/syscall", tg.pid, tg.pid))
+			f := strings.Fields(string(b))
+			return len(f) > 0 && (f[0] == "232" || f[0] == "281") // epoll_wait, epoll_pwait
+		})
 		p, err := AttachWith(context.Background(), tg.pid, AttachOptions{Snapshot: mode, injectTID: tg.pid})
 		if err != nil {
 			t.Fatal(err)
