@@ -1,11 +1,8 @@
 package ptrace
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,29 +15,10 @@ import (
 // shared (process_vm_readv's page pins would make the kernel copy them
 // into the target since Linux 5.19), and the Process says how it reads.
 func TestDirectReadKeepsCopyOnWrite(t *testing.T) {
-	cmd := exec.Command(binary(t, "cowparent"))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	vals := map[string]uint64{}
-	for _, kv := range strings.Fields(line)[1:] {
-		k, v, _ := strings.Cut(kv, "=")
-		vals[k], _ = strconv.ParseUint(v, 0, 64)
-	}
-	t.Cleanup(func() {
-		syscall.Kill(int(vals["child"]), syscall.SIGKILL)
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	pid := cmd.Process.Pid
+	tg := startFixture(t, "cowparent")
+	vals := tg.vals
+	t.Cleanup(func() { syscall.Kill(int(vals["child"]), syscall.SIGKILL) })
+	pid := tg.pid
 	before := sharedAnon(pid)
 	if before < 16<<20 {
 		t.Skipf("the kernel shows only %d bytes shared after fork", before)

@@ -24,51 +24,6 @@ import (
 	"github.com/heapsift/heapsift/scan"
 )
 
-// startFixture starts testdata/name with args, waits for its "ready"
-// line and returns it like startTarget. It is killed when the test ends.
-func startFixture(t *testing.T, name string, args ...string) *target {
-	t.Helper()
-	path := binary(t, name)
-	cmd := exec.Command(path, args...)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	tg := &target{path: path, pid: cmd.Process.Pid, stdin: stdin, lines: make(chan string, 16), vals: map[string]uint64{}}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			tg.lines <- sc.Text()
-		}
-		close(tg.lines)
-	}()
-	line := tg.line(t)
-	if !strings.HasPrefix(line, "ready ") {
-		t.Fatalf("%s: unexpected first line %q", name, line)
-	}
-	for _, kv := range strings.Fields(line)[1:] {
-		k, v, _ := strings.Cut(kv, "=")
-		n, err := strconv.ParseUint(v, 0, 64)
-		if err != nil {
-			t.Fatalf("%s: bad value in %q", name, kv)
-		}
-		tg.vals[k] = n
-	}
-	return tg
-}
-
 // stats asks forktarget for its counters.
 func (tg *target) stats(t *testing.T) map[string]int64 {
 	t.Helper()

@@ -76,7 +76,14 @@ type target struct {
 // It is killed when the test ends.
 func startTarget(t *testing.T, args ...string) *target {
 	t.Helper()
-	path := binary(t, "target")
+	return startFixture(t, "target", args...)
+}
+
+// startFixture starts testdata/name with args, waits for its "ready"
+// line and returns it. It is killed when the test ends.
+func startFixture(t *testing.T, name string, args ...string) *target {
+	t.Helper()
+	path := binary(t, name)
 	cmd := exec.Command(path, args...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -104,13 +111,13 @@ func startTarget(t *testing.T, args ...string) *target {
 	}()
 	line := tg.line(t)
 	if !strings.HasPrefix(line, "ready ") {
-		t.Fatalf("target: unexpected first line %q", line)
+		t.Fatalf("%s: unexpected first line %q", name, line)
 	}
 	for _, kv := range strings.Fields(line)[1:] {
 		k, v, _ := strings.Cut(kv, "=")
 		n, err := strconv.ParseUint(v, 0, 64)
 		if err != nil {
-			t.Fatalf("target: bad value in %q", kv)
+			t.Fatalf("%s: bad value in %q", name, kv)
 		}
 		tg.vals[k] = n
 	}
