@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/heapsift/heapsift/addrspace"
@@ -122,7 +123,7 @@ func (e *env) walkHeap(s addrspace.Space, a *analysisFlags) (*heapwalk.Heap, err
 	}
 	if a.verbose {
 		for _, f := range h.Findings {
-			fmt.Fprintf(e.stderr, "heapsift: found %s at %v: %v\n", f.What, f.Addr, f.How)
+			fmt.Fprintf(e.stderr, "heapsift: found %s at %v: %s\n", f.What, f.Addr, strings.Join(f.How, "; "))
 		}
 		fmt.Fprintf(e.stderr, "heapsift: heap walk %v (%d chunks)\n", time.Since(t0).Round(time.Microsecond), h.Chunks.Len())
 	}
