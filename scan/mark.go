@@ -399,17 +399,20 @@ type block struct {
 // makeBlocks splits the chunk array into blocks.
 func (m *marker) makeBlocks() {
 	c := m.c
-	for i := 0; i < c.Len(); {
-		first, start := i, c.Addr(i)
+	addr := c.Addrs()
+	for i := 0; i < len(addr); {
+		first, start := i, addr[i]
+		prevEnd := addr[i] + c.Size(i) // where chunk j-1 ends
 		j := i + 1
-		for ; j < c.Len() && j-i < blockMaxChunks; j++ {
-			end := c.Addr(j) + addrspace.Addr(c.Size(j)) + 8
-			if c.Addr(j)-(c.Addr(j-1)+addrspace.Addr(c.Size(j-1))) > blockMaxGap || end-start > blockMaxBytes {
+		for ; j < len(addr) && j-i < blockMaxChunks; j++ {
+			end := addr[j] + c.Size(j)
+			if addr[j]-prevEnd > blockMaxGap || end+8-start > blockMaxBytes {
 				break
 			}
+			prevEnd = end
 		}
-		m.blocks = append(m.blocks, block{first: int32(first), end: int32(j), start: start,
-			stop: c.Addr(j-1) + addrspace.Addr(c.Size(j-1)) + 8})
+		m.blocks = append(m.blocks, block{first: int32(first), end: int32(j), start: addrspace.Addr(start),
+			stop: addrspace.Addr(prevEnd + 8)})
 		i = j
 	}
 	m.bstart = make([]uint64, len(m.blocks))
@@ -421,7 +424,6 @@ func (m *marker) makeBlocks() {
 		n += int((b.stop-b.start-1)>>granuleShift) + 1
 	}
 	m.granules = make([]int32, n) // each: the last chunk of its block that starts at or before the granule
-	addr := c.Addrs()
 	for k := range m.blocks {
 		b := &m.blocks[k]
 		g := m.granules[b.granules:]
