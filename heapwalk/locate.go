@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/heapsift/heapsift/addrspace"
 	"github.com/heapsift/heapsift/elfsym"
@@ -22,6 +23,9 @@ type Options struct {
 	NoDebugSymbols bool
 	// DebugDirs are searched for separate debug files by build-id.
 	DebugDirs []string
+	// Progress, when set, counts the bytes of heap read so far, for a
+	// progress display running in another goroutine.
+	Progress *atomic.Uint64
 }
 
 // A Finding records where one of glibc's structures was found and how, so

@@ -8,6 +8,7 @@ package heapwalk
 import (
 	"encoding/binary"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/heapsift/heapsift/addrspace"
 )
@@ -72,6 +73,7 @@ type walker struct {
 	// safe-linked (voteSafeLinking).
 	safeVotes [2]int
 	cand      candidates
+	progress  *atomic.Uint64 // bytes of heap read, or nil
 }
 
 // candidates are the ranges where chunks can live (anonymous writable
@@ -128,7 +130,7 @@ func Walk(s addrspace.Space, opt Options) (*Heap, error) {
 	}
 	h := &Heap{Layout: l, Glibc: fmt.Sprintf("%d.%d", lc.major, lc.minor), Banner: lc.banner,
 		Libc: lc.mod.Path, Warnings: warns, NMmaps: -1}
-	w := &walker{s: s, l: l, h: h, maps: s.Mappings()}
+	w := &walker{s: s, l: l, h: h, maps: s.Mappings(), progress: opt.Progress}
 	w.cand = newCandidates(w.maps)
 	for _, m := range w.maps {
 		if m.Perm&addrspace.Write != 0 {
@@ -746,6 +748,7 @@ func (w *walker) mainStart(ar *Arena) (addrspace.Addr, bool) {
 // walkSegment walks chunk headers from start until top or the end.
 func (w *walker) walkSegment(ar *Arena, start, end addrspace.Addr) {
 	rd := newReader(w.s, start, end, &w.cand)
+	rd.progress = w.progress
 	defer rd.finish(&w.h.Chunks)
 	ch := &w.h.Chunks
 	c := start

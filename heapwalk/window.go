@@ -3,6 +3,7 @@ package heapwalk
 import (
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 
 	"github.com/heapsift/heapsift/addrspace"
 )
@@ -22,6 +23,7 @@ type reader struct {
 	cur        piece
 	job        checkJob // the in-use chunks of cur, for the checker
 	chk        *checker
+	progress   *atomic.Uint64 // bytes read, or nil
 }
 
 // A piece is the bytes of [base, base+len(buf)), or the error reading them.
@@ -57,6 +59,9 @@ func (r *reader) at(a addrspace.Addr) (p piece, ok bool) {
 	base := max(a&^4095, r.start)
 	buf = buf[:min(uint64(r.end-base), pieceSize)]
 	_, err := r.s.ReadAt(buf, base)
+	if r.progress != nil {
+		r.progress.Add(uint64(len(buf)))
+	}
 	r.cur = piece{base, buf, err}
 	return r.cur, true
 }

@@ -153,12 +153,22 @@ func (e *env) analyze(s addrspace.Space, a *analysisFlags) (*report.Report, erro
 	h, err := heapwalk.Walk(s, heapwalk.Options{
 		NoDebugSymbols: a.noDebugSyms || e.getenv("HEAPSIFT_NO_DEBUG_SYMBOLS") == "1",
 		DebugDirs:      a.debugDirs,
+		Progress:       &prog.walked,
 	})
 	if err != nil {
 		return nil, err
 	}
 	t1 := time.Now()
 	prog.phase.Store(fmt.Sprintf("scanning %d chunks", h.Chunks.Len()))
+	if prog.active {
+		var inUse uint64
+		for i := 0; i < h.Chunks.Len(); i++ {
+			if h.Chunks.State(i) == heapwalk.InUse {
+				inUse += h.Usable(i)
+			}
+		}
+		prog.total.Store(max(inUse, 1))
+	}
 	res := scan.Run(s, h, scan.Options{NoHeuristics: a.noHeuristics, Progress: &prog.scanned})
 	t2 := time.Now()
 	rep := report.Build(s, h, res, report.Options{Demangle: demangle.TypeName, DemangleSymbol: demangle.Symbol})
@@ -184,10 +194,16 @@ func (e *env) write(w io.Writer, rep *report.Report, a *analysisFlags) error {
 	return report.WriteText(w, rep, report.TextOptions{MaxGroups: max, Verbose: a.verbose, ShowSuppressed: a.showSuppressed})
 }
 
-// progress shows what a long analysis is doing, on a terminal's stderr.
+// progress shows what a long analysis is doing, on a terminal's stderr:
+// the heap read so far during the walk, then a bar of the bytes scanned
+// against the bytes of all chunks in use (roots come on top, so the bar
+// stops at 100%).
 type progress struct {
+	active  bool         // shown on a terminal
 	phase   atomic.Value // string
+	walked  atomic.Uint64
 	scanned atomic.Uint64
+	total   atomic.Uint64 // bytes in use, once the walk is done
 	done    chan struct{}
 	wg      sync.WaitGroup
 }
@@ -204,6 +220,7 @@ func (e *env) startProgress() *progress {
 	if _, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err != nil {
 		return p
 	}
+	p.active = true
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -223,11 +240,24 @@ func (e *env) startProgress() *progress {
 					continue
 				}
 				shown = true
-				fmt.Fprintf(f, "\r\033[Kheapsift: %s... %d MiB scanned, %.0fs", p.phase.Load(), p.scanned.Load()>>20, time.Since(start).Seconds())
+				fmt.Fprintf(f, "\r\033[Kheapsift: %s, %.0fs", p.line(), time.Since(start).Seconds())
 			}
 		}
 	}()
 	return p
+}
+
+// line describes the current phase and how far it is.
+func (p *progress) line() string {
+	total := p.total.Load()
+	if total == 0 {
+		return fmt.Sprintf("%s... %d MiB read", p.phase.Load(), p.walked.Load()>>20)
+	}
+	done := min(p.scanned.Load(), total)
+	const width = 30
+	n := int(done * width / total)
+	return fmt.Sprintf("%s [%s%s] %3d%% %d/%d MiB", p.phase.Load(), strings.Repeat("#", n), strings.Repeat(".", width-n),
+		done*100/total, done>>20, total>>20)
 }
 
 func (p *progress) stop() {
