@@ -248,7 +248,7 @@ func (a *attacher) waitStopped(ctx context.Context) error {
 	if a.allStopped() {
 		return nil
 	}
-	err := a.srv.wait(ctx, -1, 0, a.handle, a.prune)
+	err := a.srv.waitTids(ctx, a.tids, a.handle, a.prune)
 	if err != nil {
 		return fmt.Errorf("attach %d: waiting for threads to stop: %w", a.p.pid, err)
 	}
@@ -344,7 +344,7 @@ const abortGrace = 200 * time.Millisecond
 func (a *attacher) abort() {
 	if !a.allStopped() {
 		ctx, cancel := context.WithTimeout(context.Background(), abortGrace)
-		_ = a.srv.wait(ctx, -1, 0, a.handle, a.prune)
+		_ = a.srv.waitTids(ctx, a.tids, a.handle, a.prune)
 		cancel()
 	}
 	_ = a.detachAll()
@@ -356,12 +356,14 @@ func (a *attacher) abort() {
 func (a *attacher) detachAll() error {
 	// Reap threads that were killed (SIGKILL) while stopped, so that they
 	// do not linger as traced zombies.
-	for {
-		tid, ws, err := a.srv.poll(-1, 0)
-		if err != nil || tid == 0 {
-			break
+	for _, tid := range a.tids() {
+		for {
+			got, ws, err := a.srv.poll(tid, 0)
+			if err != nil || got == 0 {
+				break
+			}
+			_, _ = a.handle(got, ws)
 		}
-		_, _ = a.handle(tid, ws)
 	}
 	var errs []error
 	for tid, t := range a.tracees {
@@ -375,6 +377,19 @@ func (a *attacher) detachAll() error {
 		delete(a.tracees, tid)
 	}
 	return errors.Join(errs...)
+}
+
+// tids lists the threads whose events the attacher waits for: every
+// tracee, and a fork snapshot's copy.
+func (a *attacher) tids() []int {
+	out := make([]int, 0, len(a.tracees)+1)
+	for tid := range a.tracees {
+		out = append(out, tid)
+	}
+	if a.copy != 0 && a.tracees[a.copy] == nil {
+		out = append(out, a.copy)
+	}
+	return out
 }
 
 // ownThread reports whether tid is a thread of heapsift.

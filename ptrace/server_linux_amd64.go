@@ -159,6 +159,53 @@ func (s *server) stop() {
 	<-s.done
 }
 
+// waitTids is wait for a set of threads that may change as events come
+// (new clones): each round polls every thread that tids returns, one by
+// one. Waiting for any child (pid -1) would also take events that are not
+// ours: the kernel lets a process's real parent thread wait for it as if
+// it were its tracer when the tracer is another thread of the same
+// process, so a server thread that happened to fork some process (a Go
+// thread reused by LockOSThread) would swallow the ptrace stops that
+// another server waits for.
+func (s *server) waitTids(ctx context.Context, tids func() []int,
+	handle func(tid int, ws unix.WaitStatus) (bool, error),
+	idle func() (bool, error)) error {
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		for more := true; more; {
+			more = false
+			for _, tid := range tids() {
+				got, ws, err := s.poll(tid, 0)
+				if err == unix.ECHILD {
+					continue // reaped already, or not (or no longer) ours
+				}
+				if err != nil {
+					return fmt.Errorf("wait4: %w", err)
+				}
+				if got == 0 {
+					continue
+				}
+				more = true
+				if done, err := handle(got, ws); done || err != nil {
+					return err
+				}
+			}
+		}
+		select {
+		case <-s.sigchld:
+		case <-tick.C:
+			if idle != nil {
+				if done, err := idle(); done || err != nil {
+					return err
+				}
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // wait blocks, on the server thread, until handle reports done or fails,
 // ctx ends, or idle (called every pollInterval while nothing happens, may
 // be nil) reports done or fails. It waits for pid (-1: any tracee of this

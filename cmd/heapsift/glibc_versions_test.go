@@ -49,11 +49,9 @@ func TestGlibcVersions(t *testing.T) {
 	}
 }
 
-// tracing serializes the analyses that ptrace a process: attaching from
-// several goroutines of one process at once can hang an attach (the
-// tracee's stop is never reported to the attaching thread), a bug of
-// package ptrace that the end-to-end tests, which run one at a time,
-// never meet.
+// tracing serializes the analyses that ptrace a process, so that the
+// parallel subtests load the machine less (package ptrace itself supports
+// concurrent attaches: see its TestConcurrentAttach).
 var tracing sync.Mutex
 
 // traced runs heapsift with args while holding tracing.
