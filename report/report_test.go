@@ -46,14 +46,6 @@ func TestHexdump(t *testing.T) {
 	}
 }
 
-func TestNum(t *testing.T) {
-	for n, want := range map[uint64]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567"} {
-		if got := num(n); got != want {
-			t.Errorf("num(%d) = %q", n, got)
-		}
-	}
-}
-
 func TestIsText(t *testing.T) {
 	if !isText(0x0000006f6c6c6568) || isText(0) || isText(0x00007f1234567890) {
 		t.Errorf("isText")

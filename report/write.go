@@ -3,6 +3,7 @@ package report
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/heapsift/heapsift/internal/units"
 	"io"
 	"strconv"
 	"strings"
@@ -39,7 +40,7 @@ func WriteText(w io.Writer, r *Report, opt TextOptions) error {
 		what += " (" + t.Executable + ")"
 	}
 	p("heapsift: %s, glibc %s, %d arena(s), %d thread(s), %s in %s chunks in use\n",
-		what, t.Glibc, r.Stats.Arenas, r.Stats.Threads, bytesStr(r.Summary.InUse.Bytes), num(r.Summary.InUse.Chunks))
+		what, t.Glibc, r.Stats.Arenas, r.Stats.Threads, units.Size(r.Summary.InUse.Bytes, "bytes"), units.Count(r.Summary.InUse.Chunks))
 	if opt.Verbose {
 		for _, f := range r.Findings {
 			p("  found %s at %v: %s\n", f.What, f.Addr, strings.Join(f.How, "; "))
@@ -56,16 +57,16 @@ func WriteText(w io.Writer, r *Report, opt TextOptions) error {
 	}
 	s := r.Summary
 	p("LEAK SUMMARY:\n")
-	p("   definitely lost: %s bytes in %s blocks\n", num(s.Definite.Bytes), num(s.Definite.Chunks))
-	p("   indirectly lost: %s bytes in %s blocks\n", num(s.Indirect.Bytes), num(s.Indirect.Chunks))
-	p("     possibly lost: %s bytes in %s blocks\n", num(s.Possible.Bytes), num(s.Possible.Chunks))
-	p("   still reachable: %s bytes in %s blocks\n", num(s.Reachable.Bytes), num(s.Reachable.Chunks))
+	p("   definitely lost: %s bytes in %s blocks\n", units.Count(s.Definite.Bytes), units.Count(s.Definite.Chunks))
+	p("   indirectly lost: %s bytes in %s blocks\n", units.Count(s.Indirect.Bytes), units.Count(s.Indirect.Chunks))
+	p("     possibly lost: %s bytes in %s blocks\n", units.Count(s.Possible.Bytes), units.Count(s.Possible.Chunks))
+	p("   still reachable: %s bytes in %s blocks\n", units.Count(s.Reachable.Bytes), units.Count(s.Reachable.Chunks))
 	if n := len(r.Suppressed); n > 0 {
 		blocks := 0
 		for _, g := range r.Suppressed {
 			blocks += g.Count
 		}
-		p("        suppressed: %s blocks in %d group(s)\n", num(uint64(blocks)), n)
+		p("        suppressed: %s blocks in %d group(s)\n", units.Count(uint64(blocks)), n)
 	}
 	return nil
 }
@@ -79,7 +80,7 @@ func writeGroups(p func(string, ...any), groups []Group, opt TextOptions) {
 		}
 		shown++
 		label := map[string]string{"definite": "definitely lost", "indirect": "indirectly lost", "possible": "possibly lost"}[g.Kind]
-		p("%s: %s in %s block(s) of %d bytes", label, bytesStr(g.Bytes), num(uint64(g.Count)), g.Size)
+		p("%s: %s in %s block(s) of %d bytes", label, units.Size(g.Bytes, "bytes"), units.Count(uint64(g.Count)), g.Size)
 		if g.Type != "" {
 			p(", type %s", g.Type)
 		}
@@ -113,29 +114,4 @@ func writeGroups(p func(string, ...any), groups []Group, opt TextOptions) {
 		}
 		p("\n")
 	}
-}
-
-// num formats n with thousands separators, as valgrind does.
-func num(n uint64) string {
-	s := strconv.FormatUint(n, 10)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
-
-func bytesStr(n uint64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d bytes", n)
 }

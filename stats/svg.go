@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/heapsift/heapsift/internal/units"
 	"html"
 	"io"
 
@@ -271,7 +272,7 @@ func (s *svgWriter) mmapped(st *Stats, c chunkList, verdicts []scan.Verdict) {
 	}
 	s.y += 14
 	s.p(`<text x="8" y="%d">%s</text>`+"\n", s.y, html.EscapeString(fmt.Sprintf(
-		"mmapped chunks: %s, %s mapped (%s)", num(st.Mmapped.Chunks), sizeText(st.Mmapped.Bytes), how)))
+		"mmapped chunks: %s, %s mapped (%s)", units.Count(st.Mmapped.Chunks), sizeText(st.Mmapped.Bytes), how)))
 	s.y += 6
 	if apart {
 		for i := 0; i < c.Len(); i++ {

@@ -4,10 +4,9 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"github.com/heapsift/heapsift/internal/units"
 	"io"
 	"sort"
-	"strconv"
-	"strings"
 )
 
 // WriteJSON writes v (Stats or AddressSpace) as one indented JSON document.
@@ -49,7 +48,7 @@ func WriteText(w io.Writer, st *Stats) error {
 		p("\n%s %v: %s attached, %s\n", kind, a.Address, plural(a.Threads, "thread"), heapsText(a))
 		writeFigures(p, &a.Figures, a.Main)
 	}
-	p("\nmmapped chunks: %s, %s\n", num(st.Mmapped.Chunks), sizeText(st.Mmapped.Bytes))
+	p("\nmmapped chunks: %s, %s\n", units.Count(st.Mmapped.Chunks), sizeText(st.Mmapped.Bytes))
 	p("\ntotal: %s, %s attached\n", plural(uint64(st.Total.Arenas), "arena"), plural(st.Total.Threads, "thread"))
 	writeFigures(p, &st.Total.Figures, true)
 	if err := bw.Flush(); err != nil {
@@ -71,15 +70,15 @@ func heapsText(a *Arena) string {
 // writeFigures writes one arena's (or the total's) table.
 func writeFigures(p func(string, ...any), f *Figures, topTrims bool) {
 	row := func(label string, c *Count, note string) {
-		p("  %-14s %12s %15s  %10s%s\n", label, num(c.Chunks), num(c.Bytes), sizeText(c.Bytes), note)
+		p("  %-14s %12s %15s  %10s%s\n", label, units.Count(c.Chunks), units.Count(c.Bytes), sizeText(c.Bytes), note)
 	}
 	bytesRow := func(label string, n uint64, note string) {
-		p("  %-14s %12s %15s  %10s%s\n", label, "", num(n), sizeText(n), note)
+		p("  %-14s %12s %15s  %10s%s\n", label, "", units.Count(n), sizeText(n), note)
 	}
 	p("  %-14s %12s %15s\n", "", "chunks", "bytes")
 	bytesRow("system_mem", f.SystemMem, "")
 	row("in use", &f.InUse, "")
-	row("free", &f.Free.Count, fmt.Sprintf("  largest %s, fragmentation %.1f%%", num(f.LargestFree), 100*f.Fragmentation))
+	row("free", &f.Free.Count, fmt.Sprintf("  largest %s, fragmentation %.1f%%", units.Count(f.LargestFree), 100*f.Fragmentation))
 	fr := &f.Free
 	for _, k := range []struct {
 		label string
@@ -94,7 +93,7 @@ func writeFigures(p func(string, ...any), f *Figures, topTrims bool) {
 	row("overhead", &f.Overhead, "  (tcache structs, fenceposts, heap headers)")
 	note := ""
 	if topTrims {
-		note = fmt.Sprintf("  (%s from top)", num(f.TrimmableTop))
+		note = fmt.Sprintf("  (%s from top)", units.Count(f.TrimmableTop))
 	}
 	bytesRow("trimmable", f.Trimmable, note)
 }
@@ -113,10 +112,10 @@ func WriteSizesText(w io.Writer, t *Target, s *Sizes) error {
 			shown = fmt.Sprintf(", the %d biggest shown", len(h.h.Buckets))
 		}
 		p("\n%s by chunk size: %s in %s chunks, %s size(s)%s\n", h.what, sizeText(h.h.Bytes),
-			num(h.h.Chunks), num(uint64(h.h.Sizes)), shown)
+			units.Count(h.h.Chunks), units.Count(uint64(h.h.Sizes)), shown)
 		p("  %12s %12s %15s %7s\n", "chunk size", "count", "bytes", "%")
 		for _, b := range h.h.Buckets {
-			p("  %12s %12s %15s %6.1f%%\n", num(b.Size), num(b.Chunks), num(b.Bytes), b.Percent)
+			p("  %12s %12s %15s %6.1f%%\n", units.Count(b.Size), units.Count(b.Chunks), units.Count(b.Bytes), b.Percent)
 		}
 	}
 	if err := bw.Flush(); err != nil {
@@ -129,33 +128,7 @@ func plural(n uint64, what string) string {
 	if n == 1 {
 		return "1 " + what
 	}
-	return num(n) + " " + what + "s"
-}
-
-// num formats n with thousands separators.
-func num(n uint64) string {
-	s := strconv.FormatUint(n, 10)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
-
-// sizeText formats a byte count for people.
-func sizeText(n uint64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
+	return units.Count(n) + " " + what + "s"
 }
 
 // WriteMapsText writes the address-space summary for people.
@@ -168,7 +141,7 @@ func WriteMapsText(w io.Writer, as *AddressSpace) error {
 	}
 	live := as.Resident != nil
 	usage := func(label string, u *Usage) {
-		p("%-44s %8s %11s", label, num(uint64(u.Mappings)), sizeText(u.Virtual))
+		p("%-44s %8s %11s", label, units.Count(uint64(u.Mappings)), sizeText(u.Virtual))
 		if live {
 			p(" %11s %11s", sizeText(*u.Resident), sizeText(*u.Swapped))
 		}
@@ -225,3 +198,6 @@ func shorten(s string, n int) string {
 	}
 	return "..." + s[len(s)-n+3:]
 }
+
+// sizeText formats a byte count for people.
+func sizeText(n uint64) string { return units.Size(n, "B") }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/heapsift/heapsift/internal/units"
 	"io"
 	"os"
 	"os/exec"
@@ -85,9 +86,9 @@ func writeText(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "\n")
 
 	for _, s := range r.Sizes {
-		fmt.Fprintf(w, "\n### %s heap: bigheap.c, %s chunks, [heap] %s (RssAnon %s)\n\n", sizeStr(s.Requested), count(uint64(s.Chunks)), sizeStr(s.HeapBytes), sizeStr(s.RSSAnon))
+		fmt.Fprintf(w, "\n### %s heap: bigheap.c, %s chunks, [heap] %s (RssAnon %s)\n\n", sizeStr(s.Requested), units.Count(uint64(s.Chunks)), sizeStr(s.HeapBytes), sizeStr(s.RSSAnon))
 		fmt.Fprintf(w, "Truth: %s chunks, %s bytes leaked. Read limit: process_vm_readv %.2f GB/s, pread of /proc/PID/mem %.2f GB/s (4 MiB buffers).\n\n",
-			count(s.LeakedChunks), count(s.LeakedBytes), s.ReadvGBps, s.PreadGBps)
+			units.Count(s.LeakedChunks), units.Count(s.LeakedBytes), s.ReadvGBps, s.PreadGBps)
 		fmt.Fprintf(w, "| analysis | wall | target paused | freeze / walk / scan / report | throughput | of read limit | analyzer RSS | RSS/chunk | verdict |\n")
 		fmt.Fprintf(w, "|---|--:|--:|--:|--:|--:|--:|--:|---|\n")
 		row(w, "leaks --snapshot=direct", s.Direct, durStr(s.Direct.WallMs))
@@ -108,7 +109,7 @@ func writeText(w io.Writer, r *Result) {
 	for _, s := range r.Sizes {
 		p := s.Pause
 		fmt.Fprintf(w, "- %s heap ([heap] %s, %s chunks; idle: %s): direct: %s (heapsift's pause_ms %s, wall %s, %s); fork: %s (pause_ms %s, wall %s, %s)\n",
-			sizeStr(s.Requested), sizeStr(p.HeapBytes), count(p.Chunks), durStr(p.IdleGapMs),
+			sizeStr(s.Requested), sizeStr(p.HeapBytes), units.Count(p.Chunks), durStr(p.IdleGapMs),
 			durStr(p.Direct.TargetGapMs), durStr(p.Direct.PauseMs), durStr(p.Direct.WallMs), p.Direct.Verdict,
 			durStr(p.Fork.TargetGapMs), durStr(p.Fork.PauseMs), durStr(p.Fork.WallMs), p.Fork.Verdict)
 	}
@@ -235,13 +236,4 @@ func durStr(ms float64) string {
 		return fmt.Sprintf("%.0f ms", ms)
 	}
 	return fmt.Sprintf("%.1f ms", ms)
-}
-
-// count formats an integer with thousands separators.
-func count(n uint64) string {
-	s := strconv.FormatUint(n, 10)
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
 }
