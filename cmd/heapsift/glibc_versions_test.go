@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -69,62 +68,64 @@ var glibcNoSymbols = []string{"HEAPSIFT_NO_DEBUG_SYMBOLS=1"}
 // without symbols.
 func glibcLiveCore(t *testing.T, g *glibctest.Glibc, bin string) {
 	pid, truth := testprog.StartPaused(t, bin)
-	e, out, errb := testEnv(t, glibcNoSymbols...)
-	code := traced(e, "leaks", "--json", strconv.Itoa(pid))
-	if out.Len() == 0 {
-		t.Fatalf("live: exit %d, no report; stderr: %s", code, errb)
-	}
-	live := checkFixtureReport(t, truth, out.Bytes())
-	checkLeakExit(t, truth, code, errb.String())
+	live, code, stderr := leaksJSON(t, truth, glibcNoSymbols, strconv.Itoa(pid))
+	checkLeakExit(t, truth, code, stderr)
 	checkGlibcReport(t, g, bin, live)
 	assertUntouched(t, pid)
 
 	if !isStaticFixture(bin) {
 		// With libc6-dbg's symbols: the same structures, found by name.
-		dbg := g.DebugDir(t)
-		e, out, errb = testEnv(t)
-		traced(e, "leaks", "--json", "--debug-file-directory", dbg, strconv.Itoa(pid))
-		if out.Len() == 0 {
-			t.Fatalf("live with symbols: no report; stderr: %s", errb)
-		}
-		sameFindingAddrs(t, live, checkFixtureReport(t, truth, out.Bytes()))
+		sym, _, _ := leaksJSON(t, truth, nil, "--debug-file-directory", g.DebugDir(t), strconv.Itoa(pid))
+		sameFindingAddrs(t, live, sym)
 	}
 
 	core := coreOf(t, pid)
-	e, out, errb = testEnv(t, glibcNoSymbols...)
-	e.main([]string{"leaks", "--json", core})
-	if out.Len() == 0 {
-		t.Fatalf("core: no report; stderr: %s", errb)
-	}
-	rep := checkFixtureReport(t, truth, out.Bytes())
+	rep, _, _ := leaksJSON(t, truth, glibcNoSymbols, core)
 	checkGlibcReport(t, g, bin, rep)
 	sameVerdicts(t, live, rep)
 
 	// The core alone: no libc file, no executable, no debug files.
-	e, out, errb = testEnv(t)
-	e.main([]string{"leaks", "--json", "--sysroot", t.TempDir(), "--debug-file-directory", t.TempDir(), core})
-	if out.Len() == 0 {
-		t.Fatalf("core-only: no report; stderr: %s", errb)
-	}
+	rep, _, _ = leaksJSON(t, truth, nil, "--sysroot", t.TempDir(), "--debug-file-directory", t.TempDir(), core)
 	// A core from heapsift dump holds libc's read-only data, banner
 	// included; gcore's does not.
-	if rep = checkFixtureReport(t, truth, out.Bytes()); rep.Target.Glibc != "unknown" && (rep.Target.Glibc != g.Name() || isStaticFixture(bin)) {
+	if rep.Target.Glibc != "unknown" && (rep.Target.Glibc != g.Name() || isStaticFixture(bin)) {
 		t.Errorf("core-only: glibc %q, want unknown or %s", rep.Target.Glibc, g.Name())
 	}
 }
 
 // glibcExit runs a fixture under heapsift run without symbols.
 func glibcExit(t *testing.T, g *glibctest.Glibc, bin string) {
+	checkGlibcReport(t, g, bin, runExitJSON(t, bin))
+}
+
+// leaksJSON runs `heapsift leaks --json ARGS` in an environment with env
+// added, fails the test if it prints no report, and returns the report,
+// checked against truth, with heapsift's exit status and stderr.
+func leaksJSON(t *testing.T, truth *testprog.Truth, env []string, args ...string) (*report.Report, int, string) {
+	t.Helper()
+	e, out, errb := testEnv(t, env...)
+	code := traced(e, append([]string{"leaks", "--json"}, args...)...)
+	if out.Len() == 0 {
+		t.Fatalf("heapsift leaks %s: exit %d, no report; stderr: %s", strings.Join(args, " "), code, errb)
+	}
+	return checkReport(t, truth, out.Bytes()), code, errb.String()
+}
+
+// runExitJSON runs bin in exit mode under `heapsift run --json` without
+// debug symbols, in an environment with env added, and returns the
+// report, checked against the fixture's truth, exit status included.
+func runExitJSON(t *testing.T, bin string, env ...string) *report.Report {
+	t.Helper()
 	truthPath := filepath.Join(t.TempDir(), "truth.json")
-	e, out, errb := testEnv(t, append(glibcNoSymbols, "HS_MODE=exit")...)
+	e, out, errb := testEnv(t, append(append([]string{"HS_MODE=exit"}, glibcNoSymbols...), env...)...)
 	code := traced(e, "run", "--json", "--", bin, truthPath)
 	truth, err := testprog.LoadTruth(truthPath)
 	if err != nil {
-		t.Fatalf("%v; exit %d; stderr: %s", err, code, errb)
+		t.Fatalf("%v (env %q); exit %d; stderr: %s", err, env, code, errb)
 	}
-	rep := checkFixtureReport(t, truth, out.Bytes())
+	rep := checkReport(t, truth, out.Bytes())
 	checkLeakExit(t, truth, code, errb.String())
-	checkGlibcReport(t, g, bin, rep)
+	return rep
 }
 
 // checkLeakExit checks heapsift's exit status: 3 when the fixture leaks.
@@ -263,22 +264,4 @@ func hasGuardRegions(pid int) bool {
 		}
 	}
 	return false
-}
-
-// checkFixtureReport checks a fixture's report against its truth and
-// returns it decoded.
-func checkFixtureReport(t *testing.T, truth *testprog.Truth, out []byte) *report.Report {
-	t.Helper()
-	verdicts, err := testprog.ParseReport(out)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	for _, f := range testprog.Check(truth, verdicts) {
-		t.Error(f)
-	}
-	var rep report.Report
-	if err := json.Unmarshal(out, &rep); err != nil {
-		t.Fatal(err)
-	}
-	return &rep
 }

@@ -24,16 +24,8 @@ func TestLeaksFork(t *testing.T) {
 			bin := testprog.Build(t, name)
 			pid, truth := testprog.StartPaused(t, bin)
 			children := childrenOf(t, pid)
-			e, out, errb := testEnv(t, "HEAPSIFT_NO_DEBUG_SYMBOLS=1")
-			code := traced(e, "leaks", "--json", "--snapshot=fork", strconv.Itoa(pid))
-			wantCode := exitOK
-			if len(truth.Leaked) > 0 {
-				wantCode = exitLeaks
-			}
-			if code != wantCode {
-				t.Errorf("exit %d, want %d; stderr: %s", code, wantCode, errb)
-			}
-			rep := checkReport(t, truth, out.Bytes())
+			rep, code, stderr := leaksJSON(t, truth, glibcNoSymbols, "--snapshot=fork", strconv.Itoa(pid))
+			checkLeakExit(t, truth, code, stderr)
 			if rep.Stats.Snapshot != "fork" || rep.Stats.PauseMs <= 0 {
 				t.Errorf("snapshot %q, pause %v ms; warnings %q", rep.Stats.Snapshot, rep.Stats.PauseMs, rep.Warnings)
 			}

@@ -28,24 +28,14 @@ func TestStaticExecutable(t *testing.T) {
 			bin := testprog.BuildWith(t, "static", testprog.Toolchain{Name: "host-static-" + v.name, Flags: v.flags})
 			t.Run("live+core", func(t *testing.T) {
 				pid, truth := testprog.StartPaused(t, bin)
-				e, out, errb := testEnv(t, glibcNoSymbols...)
-				code := traced(e, "leaks", "--json", strconv.Itoa(pid))
-				if out.Len() == 0 {
-					t.Fatalf("live: exit %d, no report; stderr: %s", code, errb)
-				}
-				live := checkFixtureReport(t, truth, out.Bytes())
-				checkLeakExit(t, truth, code, errb.String())
+				live, code, stderr := leaksJSON(t, truth, glibcNoSymbols, strconv.Itoa(pid))
+				checkLeakExit(t, truth, code, stderr)
 				checkGlibcReport(t, host, bin, live)
 				assertUntouched(t, pid)
 
 				// With symbols allowed, an unstripped executable's own
 				// symbol table confirms main_arena.
-				e, out, errb = testEnv(t)
-				traced(e, "leaks", "--json", strconv.Itoa(pid))
-				if out.Len() == 0 {
-					t.Fatalf("live with symbols: no report; stderr: %s", errb)
-				}
-				sym := checkFixtureReport(t, truth, out.Bytes())
+				sym, _, _ := leaksJSON(t, truth, nil, strconv.Itoa(pid))
 				bySymbol := false
 				for _, f := range sym.Findings {
 					if f.What == "main_arena" {
@@ -58,22 +48,12 @@ func TestStaticExecutable(t *testing.T) {
 				sameVerdicts(t, live, sym)
 
 				core := coreOf(t, pid)
-				e, out, errb = testEnv(t, glibcNoSymbols...)
-				e.main([]string{"leaks", "--json", core})
-				if out.Len() == 0 {
-					t.Fatalf("core: no report; stderr: %s", errb)
-				}
-				rep := checkFixtureReport(t, truth, out.Bytes())
+				rep, _, _ := leaksJSON(t, truth, glibcNoSymbols, core)
 				checkGlibcReport(t, host, bin, rep)
 				sameVerdicts(t, live, rep)
 
 				// The core alone: no executable file, no debug files.
-				e, out, errb = testEnv(t)
-				e.main([]string{"leaks", "--json", "--sysroot", t.TempDir(), "--debug-file-directory", t.TempDir(), core})
-				if out.Len() == 0 {
-					t.Fatalf("core-only: no report; stderr: %s", errb)
-				}
-				rep = checkFixtureReport(t, truth, out.Bytes())
+				rep, _, _ = leaksJSON(t, truth, nil, "--sysroot", t.TempDir(), "--debug-file-directory", t.TempDir(), core)
 				rep.Warnings = nil // that the files are missing
 				checkGlibcReport(t, host, bin, rep)
 			})

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/heapsift/heapsift/internal/glibctest"
@@ -66,7 +64,7 @@ func TestTunables(t *testing.T) {
 					t.Run(name+"/"+s.name, func(t *testing.T) {
 						t.Parallel()
 						tunableLive(t, bin, s.env)
-						tunableExit(t, bin, s.env)
+						runExitJSON(t, bin, s.env...)
 					})
 				}
 			}
@@ -76,23 +74,6 @@ func TestTunables(t *testing.T) {
 
 func tunableLive(t *testing.T, bin string, env []string) {
 	pid, truth := testprog.StartPaused(t, bin, env...)
-	e, out, errb := testEnv(t, glibcNoSymbols...)
-	code := traced(e, "leaks", "--json", strconv.Itoa(pid))
-	if out.Len() == 0 {
-		t.Fatalf("live (%s): exit %d, no report; stderr: %s", strings.Join(env, " "), code, errb)
-	}
-	checkFixtureReport(t, truth, out.Bytes())
-	checkLeakExit(t, truth, code, errb.String())
-}
-
-func tunableExit(t *testing.T, bin string, env []string) {
-	truthPath := filepath.Join(t.TempDir(), "truth.json")
-	e, out, errb := testEnv(t, append(append(append([]string{}, glibcNoSymbols...), "HS_MODE=exit"), env...)...)
-	code := traced(e, "run", "--json", "--", bin, truthPath)
-	truth, err := testprog.LoadTruth(truthPath)
-	if err != nil {
-		t.Fatalf("exit (%s): %v; exit %d; stderr: %s", strings.Join(env, " "), err, code, errb)
-	}
-	checkFixtureReport(t, truth, out.Bytes())
-	checkLeakExit(t, truth, code, errb.String())
+	_, code, stderr := leaksJSON(t, truth, glibcNoSymbols, strconv.Itoa(pid))
+	checkLeakExit(t, truth, code, stderr)
 }
