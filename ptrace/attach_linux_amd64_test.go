@@ -376,17 +376,23 @@ func allStopped(t *testing.T, pid int) func() bool {
 	}
 }
 
-func TestAttachStoppedStaysStopped(t *testing.T) {
-	tg := startTarget(t, "spin=2")
-	if err := unix.Kill(tg.pid, unix.SIGSTOP); err != nil {
+// stopLikeShell stops pid with SIGSTOP and, as its parent (like a shell),
+// consumes its stop report.
+func stopLikeShell(t *testing.T, pid int) {
+	t.Helper()
+	if err := unix.Kill(pid, unix.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	// We are the target's parent, like a shell: consume its stop report.
 	var ws unix.WaitStatus
-	if _, err := unix.Wait4(tg.pid, &ws, unix.WUNTRACED, nil); err != nil || !ws.Stopped() {
+	if _, err := unix.Wait4(pid, &ws, unix.WUNTRACED, nil); err != nil || !ws.Stopped() {
 		t.Fatalf("wait4: %v, status %#x", err, uint32(ws))
 	}
-	waitFor(t, "SIGSTOP", allStopped(t, tg.pid))
+	waitFor(t, "SIGSTOP", allStopped(t, pid))
+}
+
+func TestAttachStoppedStaysStopped(t *testing.T) {
+	tg := startTarget(t, "spin=2")
+	stopLikeShell(t, tg.pid)
 
 	p := attach(t, tg.pid)
 	if n := len(p.Threads()); n != 3 {
@@ -406,6 +412,7 @@ func TestAttachStoppedStaysStopped(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// The parent saw nothing, and no user code ran.
+	var ws unix.WaitStatus
 	if wp, err := unix.Wait4(tg.pid, &ws, unix.WUNTRACED|unix.WCONTINUED|unix.WNOHANG, nil); wp != 0 || err != nil {
 		t.Errorf("the parent got a report: %d, %v, status %#x", wp, err, uint32(ws))
 	}

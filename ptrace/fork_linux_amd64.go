@@ -1,7 +1,6 @@
 package ptrace
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -122,30 +121,15 @@ const sharedAnonLimit = 1 << 20
 // shared with other processes (copy-on-write after fork), from
 // /proc/PID/smaps; 0 when it cannot be read.
 func sharedAnon(pid int) uint64 {
-	f, err := os.Open(procDir(pid) + "/smaps")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
 	var total uint64
-	anon := false
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		key, rest, _ := strings.Cut(line, " ")
-		if !strings.HasSuffix(key, ":") {
-			// A mapping line: "start-end perms offset dev inode [path]".
-			f := strings.Fields(line)
-			anon = len(f) >= 5 && len(f[1]) == 4 && f[1][3] == 'p' && (len(f) == 5 || strings.HasPrefix(f[5], "[heap]") || strings.HasPrefix(f[5], "[stack]"))
-			continue
-		}
-		if anon && (key == "Shared_Clean:" || key == "Shared_Dirty:") {
+	_ = readSmaps(procDir(pid)+"/smaps", func(m *addrspace.Mapping, key, value string) {
+		heapOrStack := m.Path == "" || m.Path == "[heap]" || strings.HasPrefix(m.Path, "[stack")
+		if (key == "Shared_Clean:" || key == "Shared_Dirty:") && heapOrStack && m.Perm&addrspace.Shared == 0 {
 			var kb uint64
-			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
+			fmt.Sscanf(value, "%d", &kb)
 			total += kb << 10
 		}
-	}
+	})
 	return total
 }
 
@@ -760,29 +744,12 @@ func wipedRanges(path string) ([]addrspace.Mapping, error) {
 // VmFlags include "wf".
 func parseWiped(r io.Reader) ([]addrspace.Mapping, error) {
 	var out []addrspace.Mapping
-	var cur *addrspace.Mapping
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if flags, ok := strings.CutPrefix(line, "VmFlags:"); ok {
-			if cur != nil && hasField(flags, "wf") {
-				out = append(out, *cur)
-			}
-			cur = nil
-			continue
+	err := parseSmaps(r, func(m *addrspace.Mapping, key, value string) {
+		if key == "VmFlags:" && hasField(value, "wf") {
+			out = append(out, *m)
 		}
-		key, _, _ := strings.Cut(line, " ")
-		if strings.HasSuffix(key, ":") {
-			continue
-		}
-		m, err := parseMapsLine(line)
-		if err != nil {
-			return nil, err
-		}
-		cur = &m
-	}
-	return out, sc.Err()
+	})
+	return out, err
 }
 
 func hasField(s, f string) bool {

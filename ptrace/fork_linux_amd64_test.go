@@ -342,14 +342,7 @@ func TestForkSeccomp(t *testing.T) {
 // stays stopped.
 func TestForkStoppedProcess(t *testing.T) {
 	tg := startTarget(t, "spin=2")
-	if err := unix.Kill(tg.pid, unix.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	var ws unix.WaitStatus
-	if _, err := unix.Wait4(tg.pid, &ws, unix.WUNTRACED, nil); err != nil || !ws.Stopped() {
-		t.Fatalf("wait4: %v, status %#x", err, uint32(ws))
-	}
-	waitFor(t, "SIGSTOP", allStopped(t, tg.pid))
+	stopLikeShell(t, tg.pid)
 	p := attachFork(t, tg.pid, AttachOptions{})
 	if p.Snapshot() != SnapshotDirect || len(p.Warnings()) != 1 || !strings.Contains(p.Warnings()[0], "is stopped") {
 		t.Errorf("Snapshot() = %v, warnings %q", p.Snapshot(), p.Warnings())

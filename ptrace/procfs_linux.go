@@ -172,6 +172,40 @@ func parseMapsLine(s string) (addrspace.Mapping, error) {
 	return m, nil
 }
 
+// readSmaps reads a /proc/.../smaps file and calls field for every
+// "Key: value" line, with the mapping it belongs to.
+func readSmaps(path string, field func(m *addrspace.Mapping, key, value string)) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return parseSmaps(f, field)
+}
+
+// parseSmaps is readSmaps on an open file.
+func parseSmaps(r io.Reader, field func(m *addrspace.Mapping, key, value string)) error {
+	var cur *addrspace.Mapping
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		key, value, _ := strings.Cut(line, " ")
+		if strings.HasSuffix(key, ":") {
+			if cur != nil {
+				field(cur, key, strings.TrimSpace(value))
+			}
+			continue
+		}
+		m, err := parseMapsLine(line)
+		if err != nil {
+			return err
+		}
+		cur = &m
+	}
+	return sc.Err()
+}
+
 // readCmdline splits a /proc/.../cmdline file into arguments.
 func readCmdline(path string) []string {
 	b, err := os.ReadFile(path)

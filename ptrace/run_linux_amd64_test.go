@@ -18,8 +18,17 @@ import (
 // the test ends.
 func start(t *testing.T, stdout *os.File, args ...string) *Runner {
 	t.Helper()
-	argv := append([]string{binary(t, "prog")}, args...)
-	r, err := Start(argv, nil, [3]*os.File{nil, stdout, nil})
+	return startProgram(t, Start, "prog", stdout, args...)
+}
+
+// startProgram starts testdata/name with args with begin (Start or
+// StartTree); the Runner is closed when the test ends, and the program
+// must be gone then.
+func startProgram(t *testing.T, begin func([]string, []string, [3]*os.File) (*Runner, error),
+	name string, stdout *os.File, args ...string) *Runner {
+	t.Helper()
+	argv := append([]string{binary(t, name)}, args...)
+	r, err := begin(argv, nil, [3]*os.File{nil, stdout, nil})
 	if errors.Is(err, ErrPermission) || errors.Is(err, syscall.EPERM) {
 		t.Skipf("ptrace not permitted here: %v", err)
 	}

@@ -159,6 +159,29 @@ func (s *server) stop() {
 	<-s.done
 }
 
+// wait blocks, on the server thread, until handle reports done or fails,
+// ctx ends, or idle (called every pollInterval while nothing happens, may
+// be nil) reports done or fails. It waits for pid (-1: any tracee of this
+// thread) with extra wait4 flags.
+func (s *server) wait(ctx context.Context, pid, flags int,
+	handle func(tid int, ws unix.WaitStatus) (bool, error),
+	idle func() (bool, error)) error {
+	return s.waitLoop(ctx, func() (bool, error) {
+		for {
+			tid, ws, err := s.poll(pid, flags)
+			if err != nil {
+				return false, fmt.Errorf("wait4: %w", err)
+			}
+			if tid == 0 {
+				return false, nil
+			}
+			if done, err := handle(tid, ws); done || err != nil {
+				return true, err
+			}
+		}
+	}, idle)
+}
+
 // waitTids is wait for a set of threads that may change as events come
 // (new clones): each round polls every thread that tids returns, one by
 // one. Waiting for any child (pid -1) would also take events that are not
@@ -170,9 +193,7 @@ func (s *server) stop() {
 func (s *server) waitTids(ctx context.Context, tids func() []int,
 	handle func(tid int, ws unix.WaitStatus) (bool, error),
 	idle func() (bool, error)) error {
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	for {
+	return s.waitLoop(ctx, func() (bool, error) {
 		for more := true; more; {
 			more = false
 			for _, tid := range tids() {
@@ -181,52 +202,30 @@ func (s *server) waitTids(ctx context.Context, tids func() []int,
 					continue // reaped already, or not (or no longer) ours
 				}
 				if err != nil {
-					return fmt.Errorf("wait4: %w", err)
+					return false, fmt.Errorf("wait4: %w", err)
 				}
 				if got == 0 {
 					continue
 				}
 				more = true
 				if done, err := handle(got, ws); done || err != nil {
-					return err
+					return true, err
 				}
 			}
 		}
-		select {
-		case <-s.sigchld:
-		case <-tick.C:
-			if idle != nil {
-				if done, err := idle(); done || err != nil {
-					return err
-				}
-			}
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+		return false, nil
+	}, idle)
 }
 
-// wait blocks, on the server thread, until handle reports done or fails,
-// ctx ends, or idle (called every pollInterval while nothing happens, may
-// be nil) reports done or fails. It waits for pid (-1: any tracee of this
-// thread) with extra wait4 flags.
-func (s *server) wait(ctx context.Context, pid, flags int,
-	handle func(tid int, ws unix.WaitStatus) (bool, error),
-	idle func() (bool, error)) error {
+// waitLoop runs drain, which handles every pending event and says whether
+// the wait is over, each time SIGCHLD arrives or pollInterval passes, and
+// idle at each pollInterval, until one of them ends the wait or ctx does.
+func (s *server) waitLoop(ctx context.Context, drain, idle func() (bool, error)) error {
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	for {
-		for {
-			tid, ws, err := s.poll(pid, flags)
-			if err != nil {
-				return fmt.Errorf("wait4: %w", err)
-			}
-			if tid == 0 {
-				break
-			}
-			if done, err := handle(tid, ws); done || err != nil {
-				return err
-			}
+		if done, err := drain(); done || err != nil {
+			return err
 		}
 		select {
 		case <-s.sigchld:

@@ -25,23 +25,7 @@ import (
 // traced or stopped.
 func startTree(t *testing.T, stdout *os.File, args ...string) *Runner {
 	t.Helper()
-	argv := append([]string{binary(t, "tree")}, args...)
-	r, err := StartTree(argv, nil, [3]*os.File{nil, stdout, nil})
-	if errors.Is(err, ErrPermission) || errors.Is(err, syscall.EPERM) {
-		t.Skipf("ptrace not permitted here: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := r.Close(); err != nil {
-			t.Error(err)
-		}
-		if alive(r.Pid()) {
-			t.Errorf("program %d still exists after Close", r.Pid())
-		}
-	})
-	return r
+	return startProgram(t, StartTree, "tree", stdout, args...)
 }
 
 // exited is what a test learns from one frozen process.
