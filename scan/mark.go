@@ -578,53 +578,38 @@ func (w *worker) scanChunks(list []int32) {
 	sortPending(list, w.defs)
 	defs := w.defs
 	for len(list) > 0 {
-		// Take chunks while the buffer and the request count allow.
-		n, bytes, reqs := 0, 0, 0
-		var end addrspace.Addr
-		for n < len(list) {
+		if need := max(int(m.h.Usable(int(list[0]))), blockMaxBytes); cap(w.blockBuf) < need {
+			w.blockBuf = make([]byte, need)
+		}
+		buf := w.blockBuf[:cap(w.blockBuf)]
+		// One pass over the chunks, while the buffer and the request
+		// count allow: the ranges to read, and where each chunk sits in
+		// buf.
+		w.reqs, w.offs = w.reqs[:0], w.offs[:0]
+		n, size := 0, 0
+		var end addrspace.Addr // where the last range ends
+		for ; n < len(list); n++ {
 			u := m.c.User(int(list[n]))
 			ue := u + addrspace.Addr(m.h.Usable(int(list[n])))
-			add, newReq := int(ue-u), true
-			if n > 0 && u >= end && u-end <= maxGap {
-				add, newReq = int(ue-end), false
+			join := n > 0 && u >= end && u-end <= maxGap
+			grow := int(ue - u)
+			if join {
+				grow = int(ue - end)
 			}
-			if n > 0 && (bytes+add > blockMaxBytes || (newReq && reqs == 1024)) {
+			if n > 0 && (size+grow > len(buf) || (!join && len(w.reqs) == 1024)) {
 				break
 			}
-			if newReq {
-				reqs++
-			}
-			bytes += add
-			end = ue
-			n++
-		}
-		if cap(w.blockBuf) < bytes {
-			w.blockBuf = make([]byte, bytes)
-		}
-		// The requests, and where each chunk sits in the buffer.
-		w.reqs = w.reqs[:0]
-		w.offs = w.offs[:0]
-		off := 0
-		for j, ci := range list[:n] {
-			u := m.c.User(int(ci))
-			ue := u + addrspace.Addr(m.h.Usable(int(ci)))
-			if j > 0 {
+			if join {
 				r := &w.reqs[len(w.reqs)-1]
-				rend := r.Addr + addrspace.Addr(len(r.Buf))
-				if u >= rend && u-rend <= maxGap {
-					grow := int(ue - rend)
-					r.Buf = w.blockBuf[off-len(r.Buf) : off+grow : off+grow]
-					w.offs = append(w.offs, off+int(u-rend))
-					off += grow
-					continue
-				}
+				r.Buf = buf[size-len(r.Buf) : size+grow : size+grow]
+			} else {
+				w.reqs = append(w.reqs, addrspace.Req{Addr: u, Buf: buf[size : size+grow : size+grow]})
 			}
-			size := int(ue - u)
-			w.reqs = append(w.reqs, addrspace.Req{Addr: u, Buf: w.blockBuf[off : off+size : off+size]})
-			w.offs = append(w.offs, off)
-			off += size
+			w.offs = append(w.offs, size+grow-int(ue-u))
+			size += grow
+			end = ue
 		}
-		m.read.Add(uint64(off))
+		m.read.Add(uint64(size))
 		if batched {
 			br.ReadBatch(w.reqs)
 		} else {
@@ -639,13 +624,13 @@ func (w *worker) scanChunks(list []int32) {
 		}
 		for j, ci := range list[:n] {
 			u := m.c.User(int(ci))
-			size := int(m.h.Usable(int(ci)))
+			usable := int(m.h.Usable(int(ci)))
 			if failed {
 				// Read what can be read, range by range.
-				w.scanRange(u, u+addrspace.Addr(size), defs[j], false)
+				w.scanRange(u, u+addrspace.Addr(usable), defs[j], false)
 				continue
 			}
-			w.scanWords(w.blockBuf[w.offs[j]:w.offs[j]+size], u, defs[j], false)
+			w.scanWords(buf[w.offs[j]:w.offs[j]+usable], u, defs[j], false)
 		}
 		list = list[n:]
 		defs = defs[n:]
