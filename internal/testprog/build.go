@@ -178,70 +178,9 @@ func (b *Builder) build(name string) *buildEntry {
 			e.err = b.initErr
 			return
 		}
-		e.path, e.output, e.skip, e.err = b.compileProgram(name)
+		e.path, e.output, e.skip, e.err = b.compileWith(name, Toolchain{})
 	})
 	return e
-}
-
-// buildLib compiles companion library source lib (a file name in the
-// source directory) once, as lib<stem>.so in the output directory.
-func (b *Builder) buildLib(lib string) *buildEntry {
-	e := b.entry("lib:" + lib)
-	e.once.Do(func() {
-		gcc, err := exec.LookPath("gcc")
-		if err != nil {
-			e.skip = "testprog: gcc not found: " + err.Error()
-			return
-		}
-		stem := strings.TrimSuffix(lib, filepath.Ext(lib))
-		e.path = filepath.Join(b.out, "lib"+stem+".so")
-		e.output, e.err = run(gcc, "-O0", "-g", "-fPIC", "-shared", "-Wall", "-I", b.src,
-			"-o", e.path, filepath.Join(b.src, lib))
-	})
-	return e
-}
-
-// compileProgram builds one fixture and its libraries.
-func (b *Builder) compileProgram(name string) (path, output, skip string, err error) {
-	if name == "" || strings.ContainsAny(name, `/\`) {
-		return "", "", "", fmt.Errorf("bad fixture name %q", name)
-	}
-	src, cxx, err := findSource(b.src, name)
-	if err != nil {
-		return "", "", "", err
-	}
-	text, err := os.ReadFile(src)
-	if err != nil {
-		return "", "", "", err
-	}
-	flags, libs := directives(text)
-	var outputs []string
-	for _, lib := range libs {
-		le := b.buildLib(lib)
-		if le.skip != "" || le.err != nil {
-			return "", le.output, le.skip, le.err
-		}
-		if le.output != "" {
-			outputs = append(outputs, le.output)
-		}
-	}
-	compiler, args := "gcc", []string{"-std=gnu11"}
-	if cxx {
-		compiler, args = "g++", []string{"-std=gnu++17"}
-	}
-	cc, err := exec.LookPath(compiler)
-	if err != nil {
-		return "", "", "testprog: " + compiler + " not found: " + err.Error(), nil
-	}
-	path = filepath.Join(b.out, name)
-	args = append(args, "-O0", "-g", "-pthread", "-Wall", "-I", b.src)
-	args = append(args, flags...)
-	args = append(args, "-o", path, src, "-ldl")
-	out, err := run(cc, args...)
-	if out != "" {
-		outputs = append(outputs, out)
-	}
-	return path, strings.Join(outputs, "\n"), "", err
 }
 
 // run runs a compiler and returns its combined output.

@@ -63,7 +63,8 @@ func (b *Builder) BuildWith(t testing.TB, name string, tc Toolchain) string {
 }
 
 // compileWith builds one fixture and its libraries with tc into a
-// directory of its own.
+// directory of its own (the zero Toolchain: the system's compiler, into
+// the output directory itself).
 func (b *Builder) compileWith(name string, tc Toolchain) (path, output, skip string, err error) {
 	if name == "" || strings.ContainsAny(name, `/\`) {
 		return "", "", "", fmt.Errorf("bad fixture name %q", name)
