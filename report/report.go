@@ -190,8 +190,18 @@ func Build(s addrspace.Space, h *heapwalk.Heap, res *scan.Result, opt Options) *
 		g.Hexdump = hexdump(g.Example, g.ExampleAddr)
 		rep.Groups = append(rep.Groups, *g)
 	}
-	sort.SliceStable(rep.Groups, func(i, j int) bool {
-		a, b := &rep.Groups[i], &rep.Groups[j]
+	SortGroups(rep.Groups)
+	for mod, why := range sp.noTypes {
+		rep.Warnings = append(rep.Warnings, fmt.Sprintf("no symbols for %s (%s): C++ type names from its vtables are missing", mod, why))
+	}
+	return rep
+}
+
+// SortGroups orders leak groups the way reports list them: biggest first,
+// then definite before indirect before possible, then by fingerprint.
+func SortGroups(groups []Group) {
+	sort.SliceStable(groups, func(i, j int) bool {
+		a, b := &groups[i], &groups[j]
 		if a.Bytes != b.Bytes {
 			return a.Bytes > b.Bytes
 		}
@@ -200,10 +210,6 @@ func Build(s addrspace.Space, h *heapwalk.Heap, res *scan.Result, opt Options) *
 		}
 		return a.Fingerprint < b.Fingerprint
 	})
-	for mod, why := range sp.noTypes {
-		rep.Warnings = append(rep.Warnings, fmt.Sprintf("no symbols for %s (%s): C++ type names from its vtables are missing", mod, why))
-	}
-	return rep
 }
 
 func kindRank(k string) int {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -360,16 +359,7 @@ func (t *treeRun) finish() error {
 			g.Baseline = ""
 			merged.Groups = append(merged.Groups, *g)
 		}
-		sort.Slice(merged.Groups, func(i, j int) bool {
-			x, y := &merged.Groups[i], &merged.Groups[j]
-			if x.Bytes != y.Bytes {
-				return x.Bytes > y.Bytes
-			}
-			if x.Kind != y.Kind {
-				return x.Kind < y.Kind
-			}
-			return x.Fingerprint < y.Fingerprint
-		})
+		report.SortGroups(merged.Groups)
 		if err := writeFile(a.writeBaseline, func(w io.Writer) error { return report.WriteBaseline(w, merged) }); err != nil {
 			return err
 		}
