@@ -3,6 +3,7 @@ package ptrace
 import (
 	"bytes"
 	"context"
+	endian "encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -141,8 +142,28 @@ func TestAttachThreadChurn(t *testing.T) {
 		if err := p.Detach(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		// Let it run until it creates a thread (on a loaded machine that
+		// can take more than a few milliseconds).
+		waitFor(t, "a thread created after detach", func() bool {
+			return procWord(t, tg.pid, tg.addr("created")) > created
+		})
 	}
+}
+
+// procWord reads a word of process pid through /proc/PID/mem, without
+// attaching (heapsift's tests are the parent of their targets).
+func procWord(t *testing.T, pid int, a addrspace.Addr) uint64 {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/mem", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var b [8]byte
+	if _, err := f.ReadAt(b[:], int64(a)); err != nil {
+		t.Fatal(err)
+	}
+	return endian.LittleEndian.Uint64(b[:])
 }
 
 func TestRegisters(t *testing.T) {
