@@ -14,6 +14,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"unsafe"
 )
 
 // Addr is an address in the target's address space.
@@ -278,6 +279,17 @@ func ReadUint64(s Space, a Addr) (uint64, error) {
 		return 0, err
 	}
 	return binary.LittleEndian.Uint64(b[:]), nil
+}
+
+// Words views b, memory read from the target, as the little-endian 8-byte
+// words it holds (the target is x86-64, as is heapsift), without copying:
+// scanning a word at a time through encoding/binary runs at half the speed.
+// A trailing part word is left out.
+func Words(b []byte) []uint64 {
+	if len(b) < 8 {
+		return nil
+	}
+	return unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/8)
 }
 
 // ReadFull reads exactly n bytes at a into a new slice.

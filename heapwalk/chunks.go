@@ -1,7 +1,11 @@
 package heapwalk
 
 import (
+	"runtime"
 	"sort"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/heapsift/heapsift/addrspace"
 )
@@ -53,6 +57,68 @@ type Chunks struct {
 	// lastSize is the size of the chunk added last, until the next add
 	// (or sort) tells whether the next chunk follows it.
 	lastSize uint64
+	// mem, when the table was reserved, owns the memory that addr and
+	// state use (see reserve).
+	mem *tableMem
+}
+
+// tableMem is memory mapped for a chunk table, unmapped once no Chunks
+// refers to it any more.
+type tableMem struct {
+	addr, state []byte
+}
+
+// reserve maps room for n chunks outside the Go heap, as memory that
+// takes no RAM until written: the walk then writes every chunk once, in
+// place, where growing a slice would copy the table again and again and
+// hold two copies at once; and parallel walkers can each write their part
+// of a heap where it belongs (see walkSegment). Without the room (the
+// system refuses to overcommit), the table grows as a slice.
+func (c *Chunks) reserve(n int) {
+	if c.mem != nil || len(c.addr) > 0 || n <= 0 {
+		return
+	}
+	const flags = unix.MAP_PRIVATE | unix.MAP_ANONYMOUS | unix.MAP_NORESERVE
+	a, err := unix.Mmap(-1, 0, 8*n, unix.PROT_READ|unix.PROT_WRITE, flags)
+	if err != nil {
+		return
+	}
+	s, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, flags)
+	if err != nil {
+		unix.Munmap(a)
+		return
+	}
+	c.mem = &tableMem{a, s}
+	c.addr = unsafe.Slice((*uint64)(unsafe.Pointer(&a[0])), n)[:0]
+	c.state = unsafe.Slice((*State)(unsafe.Pointer(&s[0])), n)[:0]
+	runtime.AddCleanup(c.mem, func(m tableMem) {
+		unix.Munmap(m.addr)
+		unix.Munmap(m.state)
+	}, *c.mem)
+}
+
+// release gives the pages of table slots [from, to) back to the system:
+// slots that parallel walkers wrote and that the table does not use.
+func (c *Chunks) release(from, to int) {
+	if c.mem == nil || to <= from {
+		return
+	}
+	drop := func(b []byte, lo, hi int) {
+		lo = (lo + 4095) &^ 4095
+		hi &^= 4095
+		if hi > lo {
+			unix.Madvise(b[lo:hi], unix.MADV_DONTNEED)
+		}
+	}
+	drop(c.mem.addr, 8*from, 8*to)
+	drop(c.mem.state, from, to)
+}
+
+// room returns the table's slots from its end to its capacity, for
+// walkers to write into.
+func (c *Chunks) room() ([]uint64, []State) {
+	n := len(c.addr)
+	return c.addr[n:cap(c.addr)], c.state[n:cap(c.addr)]
 }
 
 // bits is a growable bit set.
@@ -127,6 +193,30 @@ func (c *Chunks) add(a, size uint64, s State, mmapped bool) {
 		c.mm.set(len(c.addr)-1, true)
 	}
 	c.lastSize = size
+}
+
+// appendRun appends chunks that follow each other in memory, the last one
+// of size lastSize. When they already lie right after the table's end, in
+// its own memory (walkers write there), nothing is copied.
+func (c *Chunks) appendRun(addr []uint64, state []State, lastSize uint64) {
+	if len(addr) == 0 {
+		return
+	}
+	n := len(c.addr)
+	if n > 0 && c.lastSize != 0 && (addr[0] != c.addr[n-1]+c.lastSize || c.mm.get(n-1)) {
+		c.setEnd(n-1, c.lastSize)
+	}
+	for cap(c.addr)-n < len(addr) {
+		c.grow()
+	}
+	if &c.addr[:n+1][n] != &addr[0] {
+		copy(c.addr[n:n+len(addr)], addr)
+	}
+	if &c.state[:n+1][n] != &state[0] {
+		copy(c.state[n:n+len(state)], state)
+	}
+	c.addr, c.state = c.addr[:n+len(addr)], c.state[:n+len(state)]
+	c.lastSize = lastSize
 }
 
 // setEnd keeps chunk i's size apart: no chunk follows it directly.

@@ -26,6 +26,11 @@ type Options struct {
 	// Progress, when set, counts the bytes of heap read so far, for a
 	// progress display running in another goroutine.
 	Progress *atomic.Uint64
+
+	// parts and minPart override how many goroutines walk one heap
+	// segment and how small a part may be, for tests.
+	parts   int
+	minPart uint64
 }
 
 // A Finding records where one of glibc's structures was found and how, so

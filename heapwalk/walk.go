@@ -74,6 +74,10 @@ type walker struct {
 	safeVotes [2]int
 	cand      candidates
 	progress  *atomic.Uint64 // bytes of heap read, or nil
+	// parts and minPart bound the parallel walk of a segment (see
+	// walkSegment); zero means the defaults.
+	parts   int
+	minPart uint64
 }
 
 // candidates are the ranges where chunks can live (anonymous writable
@@ -103,10 +107,9 @@ func (c *candidates) any(b []byte) bool {
 	if c.ranges == nil {
 		return true // nothing known: anything may be a pointer
 	}
-	b = b[:len(b)&^7]
-	for i := 0; i < len(b); i += 8 {
-		v := binary.LittleEndian.Uint64(b[i : i+8])
-		if v-c.lo < c.span && addrspace.Find(c.ranges, addrspace.Addr(v)) != nil {
+	lo, span := c.lo, c.span
+	for _, v := range addrspace.Words(b) {
+		if v-lo < span && addrspace.Find(c.ranges, addrspace.Addr(v)) != nil {
 			return true
 		}
 	}
@@ -130,13 +133,19 @@ func Walk(s addrspace.Space, opt Options) (*Heap, error) {
 	}
 	h := &Heap{Layout: l, Glibc: fmt.Sprintf("%d.%d", lc.major, lc.minor), Banner: lc.banner,
 		Libc: lc.mod.Path, Warnings: warns, NMmaps: -1}
-	w := &walker{s: s, l: l, h: h, maps: s.Mappings(), progress: opt.Progress}
+	w := &walker{s: s, l: l, h: h, maps: s.Mappings(), progress: opt.Progress, parts: opt.parts, minPart: opt.minPart}
 	w.cand = newCandidates(w.maps)
+	slots := 4096
 	for _, m := range w.maps {
 		if m.Perm&addrspace.Write != 0 {
 			w.limit += int(m.Size() / 32)
+			// Room for every chunk a walk can find: a heap holds at most
+			// one per 16 bytes, and walking it in parts needs one slot
+			// more per part.
+			slots += int(m.Size()/16) + 64
 		}
 	}
+	h.Chunks.reserve(slots)
 	if inferredHow != "" {
 		if lc.major == 0 || lc.static {
 			h.Glibc = "unknown"
@@ -743,63 +752,6 @@ func (w *walker) mainStart(ar *Arena) (addrspace.Addr, bool) {
 		w.warnf("main arena is non-contiguous; chunks outside [sbrk_base, top] are not walked")
 	}
 	return addrspace.Addr(base).AlignUp(16), true
-}
-
-// walkSegment walks chunk headers from start until top or the end.
-func (w *walker) walkSegment(ar *Arena, start, end addrspace.Addr) {
-	rd := newReader(w.s, start, end, &w.cand)
-	rd.progress = w.progress
-	defer rd.finish(&w.h.Chunks)
-	ch := &w.h.Chunks
-	c := start
-	prev := -1 // index of the previous chunk, whose state waits for our P bit
-	for c+16 <= end {
-		p, ok := rd.at(c + 8)
-		if !ok || p.err != nil {
-			err := p.err
-			if err == nil {
-				err = fmt.Errorf("segment ends inside the header")
-			}
-			w.warnf("arena %v: chunk %v: %v", ar.Addr, c, err)
-			return
-		}
-		// Every header in this piece, without leaving the loop.
-		limit := p.base + addrspace.Addr(len(p.buf)) - 8
-		for c+16 <= end && c+8 <= limit {
-			hdr := binary.LittleEndian.Uint64(p.buf[c+8-p.base:])
-			if prev >= 0 && hdr&1 == 0 && ch.state[prev] == InUse {
-				ch.state[prev] = FreeOther
-			}
-			size := hdr &^ 7
-			if c == ar.Top {
-				ch.add(uint64(c), size, Top, false)
-				return
-			}
-			if size == 0 {
-				return // the last fencepost of an old heap
-			}
-			if size&15 != 0 || c+addrspace.Addr(size) > end || size < 16 {
-				w.warnf("arena %v: corrupt chunk header at %v (size field %#x); the rest of this heap is not walked", ar.Addr, c, hdr)
-				return
-			}
-			st := InUse
-			if size == 16 {
-				st = Fencepost
-			}
-			ch.add(uint64(c), size, st, false)
-			if c+addrspace.Addr(size)+8 <= p.base+addrspace.Addr(len(p.buf)) {
-				rd.note(ch.Len()-1, c)
-			}
-			prev = ch.Len() - 1
-			if st == Fencepost {
-				prev = -1
-			}
-			c += addrspace.Addr(size)
-		}
-	}
-	if c != end {
-		w.warnf("arena %v: walk of %v-%v ended at %v", ar.Addr, start, end, c)
-	}
 }
 
 // findMmapped scans anonymous private mappings for mmapped chunks (§5.1).

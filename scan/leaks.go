@@ -1,10 +1,6 @@
 package scan
 
-import (
-	"encoding/binary"
-
-	"github.com/heapsift/heapsift/addrspace"
-)
+import "github.com/heapsift/heapsift/addrspace"
 
 // classifyLeaks splits the unreached chunks into definite and indirect.
 // Leaked chunks are taken in address order; each one not yet claimed leads
@@ -55,8 +51,7 @@ func (w *worker) eachPointer(j int, fn func(k int)) {
 		if _, err := m.s.ReadAt(b, a); err != nil {
 			return
 		}
-		for off := 0; off+8 <= len(b); off += 8 {
-			w := binary.LittleEndian.Uint64(b[off:])
+		for _, w := range addrspace.Words(b) {
 			if w < m.lo || w >= m.hi {
 				continue
 			}

@@ -1,7 +1,6 @@
 package scan
 
 import (
-	"encoding/binary"
 	"runtime"
 	"sort"
 	"sync"
@@ -226,15 +225,14 @@ func (w *worker) scanWords(b []byte, base addrspace.Addr, definite, interiorOK b
 		w.publish()
 	}
 	lo, span := w.m.lo, w.m.hi-w.m.lo
-	b = b[:len(b)&^7]
-	for i := 0; i < len(b); i += 8 {
-		v := binary.LittleEndian.Uint64(b[i : i+8])
+	words := addrspace.Words(b)
+	for i, v := range words {
 		if v-lo >= span {
 			continue
 		}
 		// A word that follows a pointer to itself may be a TCB's dtv
 		// field (tcbhead_t: tcb, dtv, self).
-		afterSelf := i >= 8 && binary.LittleEndian.Uint64(b[i-8:i]) == uint64(base)+uint64(i-8)
+		afterSelf := i >= 1 && words[i-1] == uint64(base)+uint64(8*(i-1))
 		w.consider(v, definite, interiorOK, afterSelf)
 	}
 }

@@ -1,0 +1,336 @@
+package heapwalk
+
+import (
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"sort"
+	"sync"
+
+	"github.com/heapsift/heapsift/addrspace"
+)
+
+// A heap segment is one chain of chunk headers, each found from the size
+// field of the one before, so it seems it must be walked in order, by one
+// reader. Big segments are walked in parts at once instead, one part per
+// CPU, each by a goroutine that reads its part in cache-sized pieces and
+// parses and checks every piece while it is still in that CPU's cache
+// (reading on one goroutine and parsing on another made every header a
+// cache miss on the other CPU).
+//
+// Every part but the first starts at a guess: the first address in it
+// where a run of headers looks right. The chain is deterministic: once
+// the walk of the part before reaches an address that the guessed walk
+// also reached, both walks go on identically, so the rest of the guessed
+// walk is exactly what a walk in order would have found. When the guess
+// was wrong, the walk goes on in order from the exact address, and joins
+// the guessed walk where they meet, if they do. The result is the same
+// as one walk in order, whatever the memory holds.
+
+const (
+	pieceSize = 256 << 10 // one read, small enough to stay in a CPU's cache
+	// minPart is the smallest part of a segment walked apart.
+	minPart = 8 << 20
+	// guessWindow bounds where a part's guessed start is looked for.
+	guessWindow = 64 << 10
+	// guessRun is how many headers in a row must look right for a guess.
+	guessRun = 16
+)
+
+// noPtrMark marks, in a chain's states, the chunks whose user data holds
+// no word that could point into a chunk.
+const noPtrMark State = 0x80
+
+// A chain is what one walk along chunk headers found.
+type chain struct {
+	addr  []uint64 // the chunks' header addresses, in order
+	state []State  // with noPtrMark on the chunks found without pointers
+	// next is where the walk stopped: the first chunk at or past its
+	// limit, unless stopped.
+	next     addrspace.Addr
+	lastSize uint64 // the size of the last chunk in addr
+	stopped  bool   // the chain ended before its limit (top, a heap's end, an error)
+	warn     string // why, when that deserves a warning
+}
+
+// chainWalker walks chains of one segment.
+type chainWalker struct {
+	w          *walker
+	ar         *Arena
+	start, end addrspace.Addr // the segment
+	buf        []byte         // one piece
+	base       addrspace.Addr // where buf was read, and its length
+	n          int
+	err        error
+}
+
+func (w *walker) newChainWalker(ar *Arena, start, end addrspace.Addr) *chainWalker {
+	return &chainWalker{w: w, ar: ar, start: start, end: end, buf: make([]byte, pieceSize)}
+}
+
+// load reads the piece that holds [a, a+8).
+func (cw *chainWalker) load(a addrspace.Addr) {
+	base := max(a&^4095, cw.start)
+	n := int(min(uint64(cw.end-base), pieceSize))
+	_, cw.err = cw.w.s.ReadAt(cw.buf[:n], base)
+	cw.base, cw.n = base, n
+	if cw.w.progress != nil {
+		cw.w.progress.Add(uint64(n))
+	}
+}
+
+// has reports whether the current piece holds [a, a+8).
+func (cw *chainWalker) has(a addrspace.Addr) bool {
+	return a >= cw.base && a+8 <= cw.base+addrspace.Addr(cw.n) && cw.err == nil
+}
+
+func (cw *chainWalker) u64(a addrspace.Addr) (uint64, error) {
+	if !cw.has(a) {
+		cw.load(a)
+		if cw.err != nil {
+			return 0, cw.err
+		}
+	}
+	return binary.LittleEndian.Uint64(cw.buf[a-cw.base:]), nil
+}
+
+// walk follows chunk headers from c, appending to out, until the first
+// chunk at or past limit, or the end of the chain. When join is not nil,
+// the walk also ends at the first chunk that join holds, and returns its
+// index there (else -1): that chunk is not appended, but its header's
+// PREV_INUSE bit has settled the state of the chunk before it.
+func (cw *chainWalker) walk(c, limit addrspace.Addr, out *chain, join []uint64) int {
+	ar, end, top := cw.ar, cw.end, cw.ar.Top
+	cand := &cw.w.cand
+	prev := -1 // index of the previous chunk, whose state waits for our P bit
+	for c+16 <= end {
+		if !cw.has(c + 8) {
+			cw.load(c + 8)
+			if cw.err != nil {
+				out.stopped, out.next = true, c
+				out.warn = fmt.Sprintf("arena %v: chunk %v: %v", ar.Addr, c, cw.err)
+				return -1
+			}
+		}
+		buf, base := cw.buf[:cw.n], cw.base
+		pend := base + addrspace.Addr(len(buf))
+		for c+16 <= end && c+16 <= pend {
+			hdr := binary.LittleEndian.Uint64(buf[c+8-base:])
+			if prev >= 0 && hdr&1 == 0 && out.state[prev]&^noPtrMark == InUse {
+				out.state[prev] = FreeOther
+			}
+			if c >= limit {
+				out.next = c
+				return -1
+			}
+			if join != nil {
+				if j := sort.Search(len(join), func(i int) bool { return join[i] >= uint64(c) }); j < len(join) && join[j] == uint64(c) {
+					out.next = c
+					return j
+				}
+			}
+			size := hdr &^ 7
+			if c == top {
+				out.add(c, size, Top)
+				out.stopped, out.next = true, c+addrspace.Addr(size)
+				return -1
+			}
+			if size == 0 { // the last fencepost of an old heap
+				out.stopped, out.next = true, c
+				return -1
+			}
+			if size&15 != 0 || c+addrspace.Addr(size) > end || size < 16 {
+				out.stopped, out.next = true, c
+				out.warn = fmt.Sprintf("arena %v: corrupt chunk header at %v (size field %#x); the rest of this heap is not walked", ar.Addr, c, hdr)
+				return -1
+			}
+			st := InUse
+			if size == 16 {
+				st = Fencepost
+			}
+			out.add(c, size, st)
+			prev = len(out.addr) - 1
+			if st == Fencepost {
+				prev = -1
+			} else if e := c + addrspace.Addr(size) + 8; e <= pend && !cand.any(buf[c+16-base:e-base]) {
+				// The chunk's user data lies wholly in this piece and
+				// holds no word that could point into a chunk: the scan
+				// need not read it.
+				out.state[prev] |= noPtrMark
+			}
+			c += addrspace.Addr(size)
+		}
+	}
+	out.stopped, out.next = true, c
+	if c != end {
+		out.warn = fmt.Sprintf("arena %v: walk of %v-%v ended at %v", ar.Addr, cw.start, end, c)
+	}
+	return -1
+}
+
+func (ch *chain) add(c addrspace.Addr, size uint64, st State) {
+	ch.addr = append(ch.addr, uint64(c))
+	ch.state = append(ch.state, st)
+	ch.lastSize = size
+}
+
+// plausible reports whether header word hdr, of a chunk at c, could be a
+// real chunk header of this segment.
+func (cw *chainWalker) plausible(c addrspace.Addr, hdr uint64) bool {
+	size := hdr &^ 7
+	return hdr&2 == 0 && size >= 32 && size&15 == 0 && c+addrspace.Addr(size) <= cw.end
+}
+
+// guess returns the first address in [lo, lo+guessWindow) where guessRun
+// headers in a row look right (or the chain reaches top or the segment's
+// end on the way): where a part's walk starts.
+func (cw *chainWalker) guess(lo, hi addrspace.Addr) (addrspace.Addr, bool) {
+	for c := lo.AlignUp(16); c < min(hi, lo+guessWindow) && c+16 <= cw.end; c += 16 {
+		if cw.runFrom(c) {
+			return c, true
+		}
+	}
+	return 0, false
+}
+
+func (cw *chainWalker) runFrom(c addrspace.Addr) bool {
+	var prevSize uint64
+	for k := 0; k < guessRun; k++ {
+		if c == cw.ar.Top || c == cw.end {
+			return k > 0
+		}
+		if c+16 > cw.end {
+			return false
+		}
+		hdr, err := cw.u64(c + 8)
+		if err != nil || !cw.plausible(c, hdr) {
+			return false
+		}
+		if k > 0 && hdr&1 == 0 {
+			// The chunk before is free: its size is in our prev_size.
+			if ps, err := cw.u64(c); err != nil || ps != prevSize {
+				return false
+			}
+		}
+		prevSize = hdr &^ 7
+		c += addrspace.Addr(prevSize)
+	}
+	return true
+}
+
+// walkSegment walks chunk headers from start until top or the end, in
+// parallel parts when the segment is big and the table has room for it.
+func (w *walker) walkSegment(ar *Arena, start, end addrspace.Addr) {
+	ch := &w.h.Chunks
+	parts := w.parts
+	if parts <= 0 {
+		parts = runtime.GOMAXPROCS(0)
+	}
+	part := w.minPart
+	if part == 0 {
+		part = minPart
+	}
+	parts = min(parts, int(uint64(end-start)/part))
+	// Part k covers [bounds[k], bounds[k+1]) and writes its chunks from
+	// table slot slots[k]: no part can find more chunks than its bytes
+	// over 16, so the parts never overlap, and every chunk's slot is at
+	// or past where the chunk ends up.
+	bounds := []addrspace.Addr{start}
+	for k := 1; k < parts; k++ {
+		bounds = append(bounds, (start+addrspace.Addr(uint64(end-start)/uint64(parts)*uint64(k)))&^4095)
+	}
+	bounds = append(bounds, end)
+	slots := []int{ch.Len()}
+	for k := range len(bounds) - 1 {
+		slots = append(slots, slots[k]+int((bounds[k+1]-bounds[k]+15)/16))
+	}
+	if parts <= 1 || slots[len(slots)-1] > cap(ch.addr) {
+		cw := w.newChainWalker(ar, start, end)
+		var out chain
+		out.addr, out.state = ch.room()
+		out.addr, out.state = out.addr[:0], out.state[:0]
+		cw.walk(start, end, &out, nil)
+		w.place(&out, 0)
+		if out.warn != "" {
+			w.warnf("%s", out.warn)
+		}
+		return
+	}
+	chains := make([]chain, len(bounds)-1)
+	walkers := make([]*chainWalker, len(chains))
+	var wg sync.WaitGroup
+	for k := range chains {
+		cw := w.newChainWalker(ar, start, end)
+		walkers[k] = cw
+		out := &chains[k]
+		a, s := ch.room()
+		lo, hi := slots[k]-ch.Len(), slots[k+1]-ch.Len()
+		out.addr, out.state = a[lo:lo:hi], s[lo:lo:hi]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			from := bounds[k]
+			if k > 0 {
+				var ok bool
+				if from, ok = cw.guess(bounds[k], bounds[k+1]); !ok {
+					out.stopped = true // nothing to join: the part is walked in order
+					return
+				}
+			}
+			cw.walk(from, bounds[k+1], out, nil)
+		}()
+	}
+	wg.Wait()
+	// Join the parts in order. The first part is exact; each next one is
+	// joined where the exact walk reaches it.
+	w.place(&chains[0], 0)
+	x, done, warn := chains[0].next, chains[0].stopped, chains[0].warn
+	// Every walk whose limit is the segment's end stops there, so the
+	// loop ends with done set.
+	for k := 1; k < len(chains) && !done; k++ {
+		g := &chains[k]
+		j := sort.Search(len(g.addr), func(i int) bool { return g.addr[i] >= uint64(x) })
+		if j == len(g.addr) || g.addr[j] != uint64(x) {
+			// The guess missed: walk in order from x until the guessed
+			// walk is met, into memory of its own.
+			var exact chain
+			j = walkers[k].walk(x, bounds[k+1], &exact, g.addr)
+			if j >= 0 && ch.Len()+len(exact.addr) > slots[k]+j {
+				// Placing the exact chunks would overwrite the guessed
+				// ones still to be joined (the guess found fewer chunks
+				// before the meeting point): finish the part in order.
+				exact = chain{}
+				j = walkers[k].walk(x, bounds[k+1], &exact, nil)
+			}
+			w.place(&exact, 0)
+			if j < 0 {
+				x, done, warn = exact.next, exact.stopped, exact.warn
+				continue
+			}
+		}
+		w.place(g, j)
+		x, done, warn = g.next, g.stopped, g.warn
+	}
+	ch.release(ch.Len(), slots[len(slots)-1])
+	if warn != "" {
+		w.warnf("%s", warn)
+	}
+}
+
+// place appends the chunks of c from index j on to the table: a move
+// within the table's own memory when c was walked there.
+func (w *walker) place(c *chain, j int) {
+	ch := &w.h.Chunks
+	if j >= len(c.addr) {
+		return
+	}
+	first := ch.Len()
+	ch.appendRun(c.addr[j:], c.state[j:], c.lastSize)
+	st := ch.state[first:]
+	for i := len(st) - 1; i >= 0; i-- { // from the end: the bit set grows once
+		if st[i]&noPtrMark != 0 {
+			st[i] &^= noPtrMark
+			ch.setNoPointers(first+i, true)
+		}
+	}
+}
