@@ -2,7 +2,7 @@ package scan
 
 import (
 	"runtime"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -59,7 +59,8 @@ type marker struct {
 	s          addrspace.Space
 	h          *heapwalk.Heap
 	c          *heapwalk.Chunks
-	v          []Verdict // during marking, guarded by the lock of the chunk's block
+	v          []Verdict       // set from marks once marking is done
+	marks      []atomic.Uint32 // while marking: markPossible and markReachable, 2 bits per chunk
 	blocks     []block
 	bstart     []uint64 // blocks' start addresses, for lookups by address
 	granules   []int32  // per block, per granule: the first chunk that ends past the granule's start
@@ -68,25 +69,36 @@ type marker struct {
 	res        *Result
 	dataRanges []addrspace.Mapping // read-only module data, where vtables live
 
-	qmu    sync.Mutex // guards queue and active
-	qcond  *sync.Cond
-	queue  []int32 // blocks with pending chunks
-	active int     // workers scanning roots or a block
+	qmu     sync.Mutex // guards queue and idle
+	qcond   *sync.Cond
+	queue   [][]int32    // marked chunks that a worker gave away, to scan
+	idle    int          // workers waiting for work
+	waiting atomic.Int32 // idle, to read without the lock
+	workers int
 
 	scanned   atomic.Uint64
 	read      atomic.Uint64
 	heuristic atomic.Int64
 }
 
-// worker is one marking goroutine's state.
+// Mark bits, two per chunk: reached through anything, and reached by a
+// start pointer from definitely reachable memory.
+const (
+	markPossible  = 1
+	markReachable = 2
+)
+
+// worker is one marking goroutine's state. The chunks it marks, it scans
+// itself, unless another worker runs out of work: marking takes no lock.
 type worker struct {
 	m        *marker
 	buf      []byte // for root ranges
-	blockBuf []byte // one block
+	blockBuf []byte // one batch of chunks
 	reqs     []addrspace.Req
 	offs     []int // where each chunk of a batch sits in blockBuf
 	defs     []bool
-	spare    []int32 // a pending list to give the next block scanned
+	next     []int32 // chunks marked, waiting to be scanned
+	spare    []int32 // the list scanned last, to reuse
 
 	scanned, published uint64 // bytes scanned, and how many of them are in marker.scanned
 
@@ -97,14 +109,9 @@ type worker struct {
 // CPU); s must allow concurrent reads.
 func Run(s addrspace.Space, h *heapwalk.Heap, opt Options) *Result {
 	c := &h.Chunks
-	m := &marker{s: s, h: h, c: c, v: make([]Verdict, c.Len()), opt: opt, res: &Result{}}
+	m := &marker{s: s, h: h, c: c, marks: make([]atomic.Uint32, (c.Len()+15)/16), opt: opt, res: &Result{}}
 	m.qcond = sync.NewCond(&m.qmu)
 	m.makeBlocks()
-	for i := 0; i < c.Len(); i++ {
-		if c.State(i) != heapwalk.InUse {
-			m.v[i] = NotUser
-		}
-	}
 	if c.Len() > 0 {
 		m.lo = uint64(c.Addr(0))
 		m.hi = uint64(c.Addr(c.Len()-1)) + c.Size(c.Len()-1)
@@ -116,6 +123,18 @@ func Run(s addrspace.Space, h *heapwalk.Heap, opt Options) *Result {
 	}
 	m.res.Roots = Roots(s, h)
 	m.mark()
+	m.v = make([]Verdict, c.Len())
+	for i := range m.v {
+		switch {
+		case c.State(i) != heapwalk.InUse:
+			m.v[i] = NotUser
+		case m.marked(i)&markReachable != 0:
+			m.v[i] = Reachable
+		case m.marked(i) != 0:
+			m.v[i] = Possible
+		}
+	}
+	m.marks = nil
 	m.classifyLeaks(&worker{m: m})
 	m.res.Verdicts = m.v
 	m.res.ScannedBytes = m.scanned.Load()
@@ -147,7 +166,7 @@ func (m *marker) mark() {
 			// its calloc'd chunk.
 			if dtv, err := addrspace.ReadUint64(m.s, addrspace.Addr(t.Regs.FsBase+8)); err == nil && dtv >= 16 {
 				if i := m.userChunk(dtv - 16); i >= 0 && dtv == uint64(m.c.User(i))+16 {
-					m.push(i, true, true)
+					w0.push(i, true, true)
 				}
 			}
 		}
@@ -162,9 +181,12 @@ func (m *marker) mark() {
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
+	m.workers = n
+	if len(w0.next) > 0 {
+		m.queue = append(m.queue, w0.next)
+	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	m.active = n
 	for k := 0; k < n; k++ {
 		wg.Add(1)
 		go func() {
@@ -177,10 +199,6 @@ func (m *marker) mark() {
 				}
 				w.scanRange(pieces[j].start, pieces[j].end, true, pieces[j].interiorOK)
 			}
-			m.qmu.Lock()
-			m.active--
-			m.qcond.Broadcast()
-			m.qmu.Unlock()
 			w.drain()
 			w.publish()
 		}()
@@ -305,13 +323,13 @@ func (m *marker) lookup(a uint64) (int, int) {
 // as a thread's dtv field follows tcbhead_t.tcb.
 func (w *worker) consider(v uint64, definite, interiorOK, afterSelf bool) {
 	m := w.m
-	i, k := m.lookup(v)
+	i, _ := m.lookup(v)
 	if i < 0 {
 		return
 	}
 	u := uint64(m.c.User(i))
 	start := v == u || interiorOK
-	if !start && !m.opt.NoHeuristics && m.verdict(i) != Reachable {
+	if !start && !m.opt.NoHeuristics && m.marked(i)&markReachable == 0 {
 		// glibc's TCB holds a thread's DTV as dtv+1, 16 bytes into its
 		// calloc'd chunk; the TCBs of exited threads stay in the stack cache.
 		if (afterSelf && v == u+16) || m.isHeuristic(i, v) {
@@ -319,57 +337,34 @@ func (w *worker) consider(v uint64, definite, interiorOK, afterSelf bool) {
 			m.heuristic.Add(1)
 		}
 	}
-	m.pushIn(i, k, start, definite)
+	w.push(i, start, definite)
 }
 
-func (m *marker) verdict(i int) Verdict {
-	b := &m.blocks[m.blockOf(i)]
-	b.mu.Lock()
-	v := m.v[i]
-	b.mu.Unlock()
-	return v
+// marked returns chunk i's mark bits.
+func (m *marker) marked(i int) uint32 {
+	return m.marks[i>>4].Load() >> (uint(i&15) * 2) & 3
 }
 
-// push upgrades chunk i like valgrind: a start pointer from definitely
+// push marks chunk i like valgrind: a start pointer from definitely
 // reachable memory makes it reachable; anything else makes it possible.
-// An upgraded chunk waits in its block to be scanned.
-func (m *marker) push(i int, start, definite bool) {
-	m.pushIn(i, m.blockOf(i), start, definite)
-}
-
-// pushIn is push for chunk i of block k.
-func (m *marker) pushIn(i, k int, start, definite bool) {
-	b := &m.blocks[k]
-	b.mu.Lock()
-	changed := false
-	switch {
-	case m.v[i] == Reachable:
-	case start && definite:
-		m.v[i] = Reachable
-		changed = true
-	case m.v[i] == Unreached:
-		m.v[i] = Possible
-		changed = true
+// A chunk whose mark changed waits in the worker's list to be scanned.
+func (w *worker) push(i int, start, definite bool) {
+	word, sh := &w.m.marks[i>>4], uint(i&15)*2
+	cur := word.Load() >> sh & 3
+	if cur&markReachable != 0 {
+		return
 	}
-	queue := false
-	if changed {
-		b.pending = append(b.pending, int32(i))
-		if b.state == blockIdle {
-			b.state = blockQueued
-			queue = true
+	if start && definite {
+		if word.Or(markReachable<<sh)>>sh&markReachable != 0 {
+			return
 		}
+	} else if cur != 0 || word.Or(markPossible<<sh)>>sh&3 != 0 {
+		return
 	}
-	b.mu.Unlock()
-	if queue {
-		m.qmu.Lock()
-		m.queue = append(m.queue, int32(k))
-		m.qcond.Signal()
-		m.qmu.Unlock()
-	}
+	w.next = append(w.next, int32(i))
 }
 
-// Blocks group neighbouring chunks so that marking reads the heap in a few
-// large reads instead of one per chunk, and so that workers share the work.
+// Blocks group neighbouring chunks, for lookups by address.
 const (
 	blockMaxChunks = 1 << 14
 	blockMaxBytes  = 4 << 20  // one read
@@ -377,21 +372,11 @@ const (
 	granuleShift   = 10       // lookups by address index each 1 KiB granule of a block
 )
 
-// Block states.
-const (
-	blockIdle   = iota
-	blockQueued // in the queue
-	blockBusy   // a worker is scanning its pending chunks
-)
-
 // block is a run of chunks [first, end) spanning [start, stop) in memory.
 type block struct {
-	mu          sync.Mutex // guards pending, state and the verdicts of its chunks
 	first, end  int32
 	start, stop addrspace.Addr
-	granules    int32   // where its granule index starts in marker.granules
-	pending     []int32 // marked chunks waiting to be scanned
-	state       uint8
+	granules    int32 // where its granule index starts in marker.granules
 }
 
 // makeBlocks splits the chunk array into blocks.
@@ -438,134 +423,104 @@ func (m *marker) makeBlocks() {
 	}
 }
 
-// blockOf returns the block that holds chunk i.
-func (m *marker) blockOf(i int) int {
-	return sort.Search(len(m.blocks), func(k int) bool { return int(m.blocks[k].end) > i })
-}
+// Work sharing: a worker gives half of its list away when another worker
+// waits and the list holds at least 2*minShare chunks; a list scanned at
+// once holds at most maxList.
+const (
+	minShare = 64
+	maxList  = 1 << 16
+	// bigChunk: bigger chunks are read in pieces, not whole into a buffer.
+	bigChunk = 1 << 20
+)
 
-// drain takes queued blocks until no worker has anything left to mark.
+// drain scans the chunks the worker marks, and those others give it,
+// until no worker has anything left to scan.
 func (w *worker) drain() {
 	m := w.m
 	for {
-		m.qmu.Lock()
-		for len(m.queue) == 0 && m.active > 0 {
-			m.qcond.Wait()
+		if len(w.next) == 0 && !w.take() {
+			return
 		}
-		if len(m.queue) == 0 {
-			m.qcond.Broadcast()
+		// Scan the list (at most maxList of it) while new marks go to a
+		// second list; the two swap.
+		list := w.next
+		if m.waiting.Load() > 0 && len(list) >= 2*minShare {
+			half := append([]int32(nil), list[len(list)/2:]...)
+			list = list[:len(list)/2]
+			m.qmu.Lock()
+			m.queue = append(m.queue, half)
+			m.qcond.Signal()
 			m.qmu.Unlock()
-			return
 		}
-		k := int(m.queue[len(m.queue)-1])
-		m.queue = m.queue[:len(m.queue)-1]
-		m.active++
-		m.qmu.Unlock()
-
-		w.scanBlock(k)
-
-		m.qmu.Lock()
-		m.active--
-		if m.active == 0 {
-			m.qcond.Broadcast()
+		if len(list) > maxList {
+			w.next = append(w.spare[:0], list[maxList:]...)
+			list = list[:maxList]
+		} else {
+			w.next = w.spare[:0]
 		}
-		m.qmu.Unlock()
+		w.scanList(list)
+		w.spare = list[:0]
 	}
 }
 
-// scanBlock scans block k's pending chunks, including those that become
-// pending while it works. When they cover a good part of the block, the
-// block is read whole, once, and everything is scanned from that buffer;
-// otherwise only the pending chunks are read, in one batch of reads, so
-// that a block reached again and again by a few marks is not read whole
-// each time.
-func (w *worker) scanBlock(k int) {
+// take waits for a list another worker gave away; false means that every
+// worker waits: marking is done.
+func (w *worker) take() bool {
 	m := w.m
-	b := &m.blocks[k]
-	b.mu.Lock()
-	b.state = blockBusy
-	b.mu.Unlock()
-	span := int(b.stop - b.start)
-	var whole []byte // the block, once read
-	for {
-		b.mu.Lock()
-		if len(b.pending) == 0 {
-			b.state = blockIdle
-			b.mu.Unlock()
-			return
+	m.qmu.Lock()
+	defer m.qmu.Unlock()
+	m.idle++
+	m.waiting.Store(int32(m.idle))
+	for len(m.queue) == 0 && m.idle < m.workers {
+		m.qcond.Wait()
+	}
+	if len(m.queue) == 0 {
+		m.qcond.Broadcast()
+		return false
+	}
+	w.next = append(w.next, m.queue[len(m.queue)-1]...)
+	m.queue = m.queue[:len(m.queue)-1]
+	m.idle--
+	m.waiting.Store(int32(m.idle))
+	return true
+}
+
+// scanList scans the given marked chunks, in address order: big ones in
+// pieces, the others read in batches.
+func (w *worker) scanList(list []int32) {
+	m := w.m
+	slices.Sort(list)
+	w.defs = w.defs[:0]
+	k := 0
+	for _, ci := range list {
+		i := int(ci)
+		if k > 0 && list[k-1] == ci {
+			continue // marked twice: possible, then reachable
 		}
-		// Swap lists with the block: the worker's spare becomes the
-		// block's new pending list, so that marking allocates nothing.
-		list := b.pending
-		b.pending = w.spare[:0]
-		w.spare = list
-		w.defs = w.defs[:0]
-		k := 0
-		for _, ci := range list {
-			if m.c.NoPointers(int(ci)) {
-				// The walk scanned it already and found nothing.
-				w.scanned += m.h.Usable(int(ci))
-				continue
-			}
-			list[k] = ci
-			k++
-			w.defs = append(w.defs, m.v[ci] == Reachable)
-		}
-		list = list[:k]
-		b.mu.Unlock()
-		if len(list) == 0 {
+		def := m.marked(i)&markReachable != 0
+		usable := m.h.Usable(i)
+		switch {
+		case m.c.NoPointers(i):
+			// The walk scanned it already and found nothing.
+			w.scanned += usable
+			continue
+		case usable > bigChunk:
+			u := m.c.User(i)
+			m.read.Add(usable)
+			w.scanRange(u, u+addrspace.Addr(usable), def, false)
 			continue
 		}
-		if whole == nil {
-			pending := 0
-			for _, ci := range list {
-				pending += int(m.h.Usable(int(ci)))
-			}
-			if pending >= span/4 && span <= blockMaxBytes+blockMaxGap {
-				if cap(w.blockBuf) < span {
-					w.blockBuf = make([]byte, span)
-				}
-				whole = w.blockBuf[:span]
-				m.read.Add(uint64(span))
-				if _, err := m.s.ReadAt(whole, b.start); err != nil {
-					whole = nil
-				}
-			}
-		}
-		if whole != nil {
-			if len(list) > 1 {
-				// In address order, so that the scan runs through the
-				// buffer the way the CPU prefetches.
-				sortPending(list, w.defs)
-			}
-			for j, ci := range list {
-				u := m.c.User(int(ci))
-				off := int(u - b.start)
-				w.scanWords(whole[off:off+int(m.h.Usable(int(ci)))], u, w.defs[j], false)
-			}
-			continue
-		}
-		w.scanChunks(list)
+		list[k] = ci
+		k++
+		w.defs = append(w.defs, def)
+	}
+	if k > 0 {
+		w.scanChunks(list[:k])
 	}
 }
 
-// sortPending sorts chunk indexes, and their certainties along with them.
-func sortPending(list []int32, defs []bool) {
-	sort.Sort(pendingSorter{list, defs})
-}
-
-type pendingSorter struct {
-	list []int32
-	defs []bool
-}
-
-func (p pendingSorter) Len() int           { return len(p.list) }
-func (p pendingSorter) Less(i, j int) bool { return p.list[i] < p.list[j] }
-func (p pendingSorter) Swap(i, j int) {
-	p.list[i], p.list[j] = p.list[j], p.list[i]
-	p.defs[i], p.defs[j] = p.defs[j], p.defs[i]
-}
-
-// scanChunks reads the given chunks in batches (one system call each for a
+// scanChunks reads the given chunks (in address order, none bigger than
+// bigChunk; w.defs holds their certainties) in batches (one system call each for a
 // live process), in address order, neighbours within maxGap of each other
 // in one range (for process_vm_readv, every range costs a page lookup),
 // and scans them.
@@ -573,11 +528,10 @@ func (w *worker) scanChunks(list []int32) {
 	const maxGap = 512
 	m := w.m
 	br, batched := m.s.(addrspace.BatchReader)
-	sortPending(list, w.defs)
 	defs := w.defs
 	for len(list) > 0 {
-		if need := max(int(m.h.Usable(int(list[0]))), blockMaxBytes); cap(w.blockBuf) < need {
-			w.blockBuf = make([]byte, need)
+		if cap(w.blockBuf) < blockMaxBytes {
+			w.blockBuf = make([]byte, blockMaxBytes)
 		}
 		buf := w.blockBuf[:cap(w.blockBuf)]
 		// One pass over the chunks, while the buffer and the request

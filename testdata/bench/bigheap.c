@@ -1,6 +1,8 @@
 /* bigheap: a large heap for benchmarks. Builds a binary tree of N nodes
  * (argv[1], default 1000000) of pseudo-random sizes 16..512 bytes, rooted in
- * a global, then detaches K subtrees (argv[2], default 64): each detached
+ * a global: 16 + 496*u^S for u uniform in [0, 1), S (argv[3], 1..6, default
+ * 1: uniform) skewing them towards small sizes. Then it detaches K subtrees
+ * (argv[2], default 64): each detached
  * subtree root is definitely lost, its descendants indirectly lost. Prints
  * "ready PID LEAKED_CHUNKS LEAKED_BYTES" (bytes as malloc_usable_size
  * counts them) and waits, or exits when HS_MODE=exit. */
@@ -26,6 +28,17 @@ static uint64_t rnd(uint64_t *s)
 	x ^= x >> 27;
 	*s = x;
 	return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* request returns a size of 16..512 bytes: 16 + x^skew / 496^(skew-1)
+ * for x uniform in 0..496 (benchtable computes the same average). */
+static size_t request(uint64_t *seed, size_t skew)
+{
+	uint64_t x = rnd(seed) % 497, v = x;
+	size_t i;
+	for (i = 1; i < skew; i++)
+		v = v * x / 496;
+	return 16 + v;
 }
 
 /* count walks a subtree with an explicit stack in mmap'd memory. */
@@ -82,6 +95,7 @@ int main(int argc, char **argv)
 {
 	size_t n = argc > 1 ? strtoull(argv[1], 0, 0) : 1000000;
 	size_t k = argc > 2 ? strtoull(argv[2], 0, 0) : 64;
+	size_t skew = argc > 3 ? strtoull(argv[3], 0, 0) : 1;
 	uint64_t seed = 0x9e3779b97f4a7c15ULL;
 	struct node **all, **stack;
 	size_t i, leaked = 0, leaked_bytes = 0;
@@ -89,6 +103,8 @@ int main(int argc, char **argv)
 
 	if (n < 2)
 		n = 2;
+	if (skew < 1 || skew > 6)
+		skew = 1;
 	/* The index lives in mmap'd memory, unmapped before parking, so it is
 	 * never a root. */
 	all = mmap(0, n * sizeof *all, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -96,7 +112,7 @@ int main(int argc, char **argv)
 	if (all == MAP_FAILED || stack == MAP_FAILED)
 		return 1;
 	for (i = 0; i < n; i++) {
-		size_t sz = 16 + rnd(&seed) % 497;
+		size_t sz = request(&seed, skew);
 		all[i] = malloc(sz);
 		if (!all[i])
 			return 1;

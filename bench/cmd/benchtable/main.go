@@ -2,7 +2,7 @@
 // table per heap size, so that every performance claim can be reproduced
 // with one command:
 //
-//	go run ./bench/cmd/benchtable                      # heaps of 1 GiB and 4 GiB
+//	go run ./bench/cmd/benchtable                      # heaps of 1 GiB, 2 GiB in 20 million chunks, 4 GiB
 //	go run ./bench/cmd/benchtable -heap 256MiB,1GiB -runs 3
 //
 // It builds heapsift from this checkout and the programs of testdata/bench
@@ -33,12 +33,12 @@ import (
 
 // config is what the command line asks for.
 type config struct {
-	heaps     []uint64 // requested heap sizes, bytes
-	runs      int      // repetitions of every measurement; the median is printed
-	jsonFile  string   // also write the results as JSON here
-	gcore     bool     // measure gcore + core analysis
-	valgrind  bool     // the run-overhead comparison with valgrind
-	spinUnits int      // spin.c's work, in its units (60: about 1 s of CPU)
+	heaps     []heapSpec // requested heap sizes, and chunk counts
+	runs      int        // repetitions of every measurement; the median is printed
+	jsonFile  string     // also write the results as JSON here
+	gcore     bool       // measure gcore + core analysis
+	valgrind  bool       // the run-overhead comparison with valgrind
+	spinUnits int        // spin.c's work, in its units (60: about 1 s of CPU)
 }
 
 func main() {
@@ -48,7 +48,7 @@ func main() {
 func run(args []string) int {
 	var cfg config
 	fs := flag.NewFlagSet("benchtable", flag.ContinueOnError)
-	heaps := fs.String("heap", "1GiB,4GiB", "comma-separated heap sizes (B, KiB, MiB, GiB; K, M, G are the same)")
+	heaps := fs.String("heap", "1GiB,2GiB/20M,4GiB", "comma-separated heap sizes (B, KiB, MiB, GiB; K, M, G are the same),\neach optionally with a chunk count (2GiB/20M: 20 million chunks, sizes skewed to match)")
 	fs.IntVar(&cfg.runs, "runs", 1, "repeat every measurement `N` times and print the medians")
 	fs.StringVar(&cfg.jsonFile, "json", "", "also write the results as JSON to `FILE`")
 	fs.BoolVar(&cfg.gcore, "gcore", true, "measure gdb's gcore and the analysis of its core")

@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -31,11 +34,15 @@ type Result struct {
 type SizeResult struct {
 	Requested    uint64  `json:"requested_bytes"`
 	Chunks       int     `json:"bigheap_chunks"` // bigheap's argument
-	HeapBytes    uint64  `json:"heap_bytes"`     // its [heap] mapping
+	Skew         int     `json:"bigheap_skew"`   // its size skew: 1 uniform, more for smaller chunks
+	AvgChunk     float64 `json:"avg_chunk_bytes"`
+	HeapBytes    uint64  `json:"heap_bytes"` // its [heap] mapping
 	RSSAnon      uint64  `json:"rss_anon_bytes"`
 	LeakedChunks uint64  `json:"leaked_chunks"` // the truth, as bigheap counted it
 	LeakedBytes  uint64  `json:"leaked_bytes"`
-	ReadvGBps    float64 `json:"process_vm_readv_gbps"` // the read limit
+	ReadvGBps    float64 `json:"process_vm_readv_gbps"` // the read limit: the faster of one thread and all CPUs
+	ReadvOneGBps float64 `json:"process_vm_readv_one_thread_gbps"`
+	ReadThreads  int     `json:"read_threads"` // how many threads read at once for ReadvGBps
 	PreadGBps    float64 `json:"pread_proc_mem_gbps"`
 
 	Direct   Analysis  `json:"direct"`
@@ -93,21 +100,43 @@ type Valgrind struct {
 	ValgrindMs float64 `json:"valgrind_ms"`
 }
 
-// avgChunk is bigheap's average chunk size: requests of 16..512 bytes,
-// plus the 8-byte header, rounded up to 16, at least 32.
-func avgChunk() float64 {
+// avgChunk is bigheap's average chunk size with the given skew: requests
+// of 16 + x^skew/496^(skew-1) bytes for x in 0..496, plus the 8-byte
+// header, rounded up to 16, at least 32.
+func avgChunk(skew int) float64 {
 	var sum float64
-	for req := 16; req <= 512; req++ {
-		sum += float64(max(32, (req+8+15)&^15))
+	for x := uint64(0); x <= 496; x++ {
+		v := x
+		for range skew - 1 {
+			v = v * x / 496
+		}
+		sum += float64(max(32, (16+v+8+15)&^15))
 	}
 	return sum / 497
+}
+
+// shape returns bigheap's chunk count and skew for a heap spec: the
+// skew whose average chunk comes closest to bytes/chunks, or uniform
+// sizes when the spec gives no count.
+func shape(h heapSpec) (chunks, skew int) {
+	if h.chunks == 0 {
+		return max(2, int(float64(h.bytes)/avgChunk(1))), 1
+	}
+	want := float64(h.bytes) / float64(h.chunks)
+	skew = 1
+	for s := 2; s <= 6; s++ {
+		if math.Abs(avgChunk(s)-want) < math.Abs(avgChunk(skew)-want) {
+			skew = s
+		}
+	}
+	return int(h.chunks), skew
 }
 
 // all measures every heap size, then the run overhead.
 func (b *bench) all() (*Result, error) {
 	res := &Result{Machine: b.mach, Runs: b.cfg.runs}
-	for _, req := range b.cfg.heaps {
-		s, err := b.size(req)
+	for _, h := range b.cfg.heaps {
+		s, err := b.size(h)
 		if err != nil {
 			return nil, err
 		}
@@ -125,10 +154,13 @@ func (b *bench) all() (*Result, error) {
 }
 
 // size measures one heap size.
-func (b *bench) size(req uint64) (SizeResult, error) {
-	s := SizeResult{Requested: req, Chunks: max(2, int(float64(req)/avgChunk()))}
-	b.logf("%s: starting bigheap with %d chunks", sizeStr(req), s.Chunks)
-	t, err := b.startBigheap(s.Chunks)
+func (b *bench) size(h heapSpec) (SizeResult, error) {
+	req := h.bytes
+	s := SizeResult{Requested: req}
+	s.Chunks, s.Skew = shape(h)
+	s.AvgChunk = avgChunk(s.Skew)
+	b.logf("%s: starting bigheap with %d chunks (skew %d)", sizeStr(req), s.Chunks, s.Skew)
+	t, err := b.startBigheap(s.Chunks, s.Skew)
 	if err != nil {
 		return s, err
 	}
@@ -141,13 +173,14 @@ func (b *bench) size(req uint64) (SizeResult, error) {
 	s.HeapBytes, s.RSSAnon = hi-lo, rssAnon(t.pid)
 
 	var direct, fork, core []Analysis
-	var readv, pread []float64
+	var readv, readv1, pread []float64
 	for run := 0; run < b.cfg.runs; run++ {
-		rv, pr, err := readCeiling(t.pid, lo, hi)
+		rv1, rvAll, pr, err := readCeiling(t.pid, lo, hi)
 		if err != nil {
 			return s, err
 		}
-		readv, pread = append(readv, rv), append(pread, pr)
+		rv := max(rv1, rvAll)
+		readv, readv1, pread = append(readv, rv), append(readv1, rv1), append(pread, pr)
 		b.logf("%s: run %d: read limit %.2f GB/s; heapsift leaks --snapshot=direct", sizeStr(req), run+1, rv)
 		direct = append(direct, b.liveAnalysis(t, "direct", rv))
 		if b.ctx.Err() != nil {
@@ -172,7 +205,8 @@ func (b *bench) size(req uint64) (SizeResult, error) {
 		}
 		core = append(core, a)
 	}
-	s.ReadvGBps, s.PreadGBps = median(readv), median(pread)
+	s.ReadvGBps, s.ReadvOneGBps, s.PreadGBps = median(readv), median(readv1), median(pread)
+	s.ReadThreads = runtime.GOMAXPROCS(0)
 	s.Direct, s.Fork = medianOf(direct), medianOf(fork)
 	if len(core) > 0 {
 		c := medianOf(core)
@@ -411,45 +445,69 @@ func (b *bench) valgrind() (*Valgrind, string, error) {
 }
 
 // readCeiling measures how fast pid's heap [lo, hi) can be read with
-// process_vm_readv and with pread of /proc/PID/mem, 4 MiB at a time: the
-// best of three passes each, in GB/s.
-func readCeiling(pid int, lo, hi uint64) (readv, pread float64, err error) {
-	buf := make([]byte, 4<<20)
+// process_vm_readv, by one thread and by one thread per CPU (each reading
+// its share), and with pread of /proc/PID/mem, 4 MiB at a time: the best
+// of three passes each, in GB/s.
+func readCeiling(pid int, lo, hi uint64) (readv1, readvAll, pread float64, err error) {
 	mem, err := os.Open(fmt.Sprintf("/proc/%d/mem", pid))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer mem.Close()
-	passes := func(read func(a, n uint64) error) (float64, error) {
+	// passes reads [lo, hi) with threads goroutines, each its own share.
+	passes := func(threads int, read func(buf []byte, a uint64) error) (float64, error) {
+		bufs := make([][]byte, threads)
+		for i := range bufs {
+			bufs[i] = make([]byte, 4<<20)
+		}
 		best := 0.0
 		for range 3 {
+			share := (hi - lo) / uint64(threads) &^ 4095
+			errs := make([]error, threads)
+			var wg sync.WaitGroup
 			t0 := time.Now()
-			for a := lo; a < hi; a += uint64(len(buf)) {
-				if err := read(a, min(uint64(len(buf)), hi-a)); err != nil {
-					return 0, err
+			for i := range threads {
+				from, to := lo+uint64(i)*share, lo+uint64(i+1)*share
+				if i == threads-1 {
+					to = hi
 				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					buf := bufs[i]
+					for a := from; a < to && errs[i] == nil; a += uint64(len(buf)) {
+						errs[i] = read(buf[:min(uint64(len(buf)), to-a)], a)
+					}
+				}()
+			}
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				return 0, err
 			}
 			best = max(best, float64(hi-lo)/time.Since(t0).Seconds()/1e9)
 		}
 		return best, nil
 	}
-	readv, err = passes(func(a, n uint64) error {
-		local := []unix.Iovec{{Base: &buf[0], Len: n}}
-		remote := []unix.RemoteIovec{{Base: uintptr(a), Len: int(n)}}
+	readv := func(buf []byte, a uint64) error {
+		local := []unix.Iovec{{Base: &buf[0], Len: uint64(len(buf))}}
+		remote := []unix.RemoteIovec{{Base: uintptr(a), Len: len(buf)}}
 		_, err := unix.ProcessVMReadv(pid, local, remote, 0)
 		return err
-	})
-	if err != nil {
-		return 0, 0, fmt.Errorf("process_vm_readv of pid %d: %w (needs ptrace permission)", pid, err)
 	}
-	pread, err = passes(func(a, n uint64) error {
-		_, err := mem.ReadAt(buf[:n], int64(a))
+	if readv1, err = passes(1, readv); err == nil {
+		readvAll, err = passes(runtime.GOMAXPROCS(0), readv)
+	}
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("process_vm_readv of pid %d: %w (needs ptrace permission)", pid, err)
+	}
+	pread, err = passes(1, func(buf []byte, a uint64) error {
+		_, err := mem.ReadAt(buf, int64(a))
 		return err
 	})
 	if err != nil {
-		return 0, 0, fmt.Errorf("pread of /proc/%d/mem: %w", pid, err)
+		return 0, 0, 0, fmt.Errorf("pread of /proc/%d/mem: %w", pid, err)
 	}
-	return readv, pread, nil
+	return readv1, readvAll, pread, nil
 }
 
 // heapMapping returns pid's [heap] mapping.

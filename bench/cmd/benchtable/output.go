@@ -86,9 +86,10 @@ func writeText(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "\n")
 
 	for _, s := range r.Sizes {
-		fmt.Fprintf(w, "\n### %s heap: bigheap.c, %s chunks, [heap] %s (RssAnon %s)\n\n", sizeStr(s.Requested), units.Count(uint64(s.Chunks)), sizeStr(s.HeapBytes), sizeStr(s.RSSAnon))
-		fmt.Fprintf(w, "Truth: %s chunks, %s bytes leaked. Read limit: process_vm_readv %.2f GB/s, pread of /proc/PID/mem %.2f GB/s (4 MiB buffers).\n\n",
-			units.Count(s.LeakedChunks), units.Count(s.LeakedBytes), s.ReadvGBps, s.PreadGBps)
+		fmt.Fprintf(w, "\n### %s heap: bigheap.c, %s chunks of %.1f bytes on average (skew %d), [heap] %s (RssAnon %s)\n\n",
+			sizeStr(s.Requested), units.Count(uint64(s.Chunks)), s.AvgChunk, s.Skew, sizeStr(s.HeapBytes), sizeStr(s.RSSAnon))
+		fmt.Fprintf(w, "Truth: %s chunks, %s bytes leaked. Read limit: process_vm_readv %.2f GB/s (the faster of one thread, %.2f GB/s, and %d threads at once), pread of /proc/PID/mem %.2f GB/s (4 MiB buffers).\n\n",
+			units.Count(s.LeakedChunks), units.Count(s.LeakedBytes), s.ReadvGBps, s.ReadvOneGBps, s.ReadThreads, s.PreadGBps)
 		fmt.Fprintf(w, "| analysis | wall | target paused | freeze / walk / scan / report | throughput | of read limit | analyzer RSS | RSS/chunk | verdict |\n")
 		fmt.Fprintf(w, "|---|--:|--:|--:|--:|--:|--:|--:|---|\n")
 		row(w, "leaks --snapshot=direct", s.Direct, durStr(s.Direct.WallMs))
@@ -197,19 +198,36 @@ func median(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// parseSizes parses "256MiB,1GiB": binary units, K and KiB alike.
-func parseSizes(s string) ([]uint64, error) {
-	var out []uint64
+// A heapSpec is a heap size, and optionally how many chunks it holds.
+type heapSpec struct {
+	bytes, chunks uint64
+}
+
+// parseSizes parses "256MiB,2GiB/20M": sizes in binary units (K and KiB
+// alike), each optionally with a chunk count (K, M: thousands, millions).
+func parseSizes(s string) ([]heapSpec, error) {
+	var out []heapSpec
 	for _, f := range strings.Split(s, ",") {
 		f = strings.TrimSpace(f)
-		num := strings.TrimRight(f, "KMGTIBkmgtib")
-		unit := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(f[len(num):]), "B"), "I")
+		size, count, _ := strings.Cut(f, "/")
+		num := strings.TrimRight(size, "KMGTIBkmgtib")
+		unit := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(size[len(num):]), "B"), "I")
 		mult, ok := map[string]float64{"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[unit]
 		n, err := strconv.ParseFloat(num, 64)
 		if !ok || err != nil || n <= 0 {
-			return nil, fmt.Errorf("bad heap size %q (want e.g. 256MiB or 4GiB)", f)
+			return nil, fmt.Errorf("bad heap size %q (want e.g. 256MiB, 4GiB or 2GiB/20M)", f)
 		}
-		out = append(out, uint64(n*mult))
+		h := heapSpec{bytes: uint64(n * mult)}
+		if count != "" {
+			cnum := strings.TrimRight(count, "KMkm")
+			cmult := map[string]float64{"": 1, "K": 1e3, "M": 1e6}[strings.ToUpper(count[len(cnum):])]
+			c, err := strconv.ParseFloat(cnum, 64)
+			if err != nil || c < 2 || cmult == 0 {
+				return nil, fmt.Errorf("bad chunk count in %q (want e.g. 2GiB/20M)", f)
+			}
+			h.chunks = uint64(c * cmult)
+		}
+		out = append(out, h)
 	}
 	return out, nil
 }

@@ -171,9 +171,10 @@ type bigheapTarget struct {
 	leakedBytes  uint64
 }
 
-// startBigheap starts bigheap with n chunks, 64 of whose subtrees leak.
-func (b *bench) startBigheap(n int) (*bigheapTarget, error) {
-	cmd, line, err := b.startReady(b.bigheap, strconv.Itoa(n), "64")
+// startBigheap starts bigheap with n chunks of the given size skew, 64 of
+// whose subtrees leak.
+func (b *bench) startBigheap(n, skew int) (*bigheapTarget, error) {
+	cmd, line, err := b.startReady(b.bigheap, strconv.Itoa(n), "64", strconv.Itoa(skew))
 	if err != nil {
 		return nil, err
 	}
