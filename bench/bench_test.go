@@ -43,7 +43,11 @@ func startBigheap(b *testing.B, chunks int) *bigheap {
 	builder := &testprog.Builder{SourceDir: filepath.Join(root, "testdata", "bench")}
 	b.Cleanup(func() { builder.Cleanup() })
 	bin := builder.Build(b, "bigheap")
-	cmd := exec.Command(bin, strconv.Itoa(chunks), "64")
+	skew := "1"
+	if s := os.Getenv("HEAPSIFT_BENCH_SKEW"); s != "" {
+		skew = s // bigheap's size skew: 6 makes chunks of 102 bytes on average
+	}
+	cmd := exec.Command(bin, strconv.Itoa(chunks), "64", skew)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -443,21 +443,24 @@ func (w *worker) drain() {
 		}
 		// Scan the list (at most maxList of it) while new marks go to a
 		// second list; the two swap.
-		list := w.next
-		if m.waiting.Load() > 0 && len(list) >= 2*minShare {
-			half := append([]int32(nil), list[len(list)/2:]...)
-			list = list[:len(list)/2]
+		if m.waiting.Load() > 0 && len(w.next) >= 2*minShare {
+			half := append([]int32(nil), w.next[len(w.next)/2:]...)
+			w.next = w.next[:len(w.next)/2]
 			m.qmu.Lock()
 			m.queue = append(m.queue, half)
 			m.qcond.Signal()
 			m.qmu.Unlock()
 		}
-		if len(list) > maxList {
-			w.next = append(w.spare[:0], list[maxList:]...)
-			list = list[:maxList]
-		} else {
-			w.next = w.spare[:0]
+		if n := len(w.next); n > maxList {
+			// Take the last maxList into the spare list; new marks
+			// overwrite where they were.
+			w.spare = append(w.spare[:0], w.next[n-maxList:]...)
+			w.next = w.next[:n-maxList]
+			w.scanList(w.spare)
+			continue
 		}
+		list := w.next
+		w.next = w.spare[:0]
 		w.scanList(list)
 		w.spare = list[:0]
 	}
