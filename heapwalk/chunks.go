@@ -2,6 +2,7 @@ package heapwalk
 
 import (
 	"runtime"
+	"slices"
 	"sort"
 	"unsafe"
 
@@ -168,6 +169,10 @@ func (c *Chunks) Size(i int) uint64 {
 	return c.addr[i+1] - c.addr[i]
 }
 
+// Followed reports whether chunk i+1 starts where chunk i ends (so that
+// chunk i is not mmapped, and its size is the distance between them).
+func (c *Chunks) Followed(i int) bool { return i+1 < len(c.addr) && !c.ends.get(i) }
+
 // State returns the state of chunk i.
 func (c *Chunks) State(i int) State { return c.state[i] }
 
@@ -251,7 +256,7 @@ func (c *Chunks) grow() {
 // sort orders the chunks by address.
 func (c *Chunks) sort() {
 	c.seal()
-	if sort.IsSorted(chunkSorter{c}) {
+	if slices.IsSorted(c.addr) {
 		return
 	}
 	sort.Sort(chunkSorter{c})

@@ -98,6 +98,7 @@ type worker struct {
 	offs     []int // where each chunk of a batch sits in blockBuf
 	defs     []bool
 	next     []int32 // chunks marked, waiting to be scanned
+	cur      cursor  // where the last lookup ended
 	spare    []int32 // the list scanned last, to reuse
 
 	scanned, published uint64 // bytes scanned, and how many of them are in marker.scanned
@@ -267,55 +268,79 @@ func (w *worker) publish() {
 
 // userChunk returns the in-use chunk whose user area holds a, or -1.
 func (m *marker) userChunk(a uint64) int {
-	i, _ := m.lookup(a)
-	return i
+	var c cursor
+	return m.lookup(a, &c)
 }
 
-// lookup returns the in-use chunk whose user area holds a and its block,
-// or -1: a binary search over the blocks, then the granule index.
-func (m *marker) lookup(a uint64) (int, int) {
+// A cursor remembers where the last lookup ended: pointers found one
+// after another often point to chunks that lie one after another (arrays
+// of pointers to objects allocated in turn), and a lookup that starts
+// there skips the search.
+type cursor struct {
+	block, chunk int
+}
+
+// lookup returns the in-use chunk whose user area holds a, or -1: the
+// block (the cursor's, or by binary search), then from the granule index
+// or the cursor, whichever is nearer.
+func (m *marker) lookup(a uint64, cur *cursor) int {
 	if a < m.lo || a >= m.hi {
-		return -1, -1
+		return -1
 	}
 	// A user area [c+16, c+size+8) ends inside the next chunk's prev_size
 	// field, so look up a-8: it lies in [c+8, c+size+8).
 	q := a - 8
 	bs := m.bstart
-	lo, hi := 0, len(bs)
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if bs[mid] <= q {
-			lo = mid + 1
-		} else {
-			hi = mid
+	k := cur.block
+	if k >= len(bs) || bs[k] > q || q >= uint64(m.blocks[k].stop) {
+		lo, hi := 0, len(bs)
+		for lo < hi {
+			mid := int(uint(lo+hi) >> 1)
+			if bs[mid] <= q {
+				lo = mid + 1
+			} else {
+				hi = mid
+			}
 		}
-	}
-	k := lo - 1
-	if k < 0 {
-		return -1, -1
+		k = lo - 1
+		if k < 0 || q >= uint64(m.blocks[k].stop) {
+			return -1
+		}
+		cur.block = k
 	}
 	b := &m.blocks[k]
-	if q >= uint64(b.stop) {
-		return -1, -1
-	}
 	addr := m.c.Addrs()
 	i := int(m.granules[b.granules+int32((q-bs[k])>>granuleShift)])
+	if j := cur.chunk; j > i && j < int(b.end) && addr[j] <= q {
+		i = j
+	}
 	for i+1 < int(b.end) && addr[i+1] <= q {
 		i++
 	}
+	cur.chunk = i
 	c := addr[i]
 	if q < c || m.c.State(i) != heapwalk.InUse {
-		return -1, -1
+		return -1
 	}
-	size := m.c.Size(i)
+	// Most chunks are followed by the next one: their size is the
+	// distance, and only mmapped chunks (which are never followed) have
+	// another usable size.
+	var size, usable uint64
+	if m.c.Followed(i) {
+		size = addr[i+1] - c
+		usable = size - 8
+	} else {
+		size = m.c.Size(i)
+		usable = m.h.Usable(i)
+	}
 	// A user area is [c+16, c+size+8) (c+size, less for some mmapped
 	// chunks; see heapwalk.Heap.Usable); the next chunk's header
 	// address, c+size, is what glibc itself holds (top, bins, registers
 	// inside malloc), not a pointer into chunk i.
-	if q >= c+size || a < c+16 || a == c+size || a-c-16 >= m.h.Usable(i) {
-		return -1, -1
+	if q >= c+size || a < c+16 || a == c+size || a-c-16 >= usable {
+		return -1
 	}
-	return i, k
+	return i
 }
 
 // consider handles one word found in memory reached with the given
@@ -323,7 +348,7 @@ func (m *marker) lookup(a uint64) (int, int) {
 // as a thread's dtv field follows tcbhead_t.tcb.
 func (w *worker) consider(v uint64, definite, interiorOK, afterSelf bool) {
 	m := w.m
-	i, _ := m.lookup(v)
+	i := m.lookup(v, &w.cur)
 	if i < 0 {
 		return
 	}
