@@ -272,6 +272,16 @@ func (m *marker) userChunk(a uint64) int {
 	return m.lookup(a, &c)
 }
 
+// usable returns chunk i's usable size, as heapwalk.Heap.Usable does, the
+// short way for chunks followed by another.
+func (m *marker) usable(i int) uint64 {
+	if m.c.Followed(i) {
+		addr := m.c.Addrs()
+		return addr[i+1] - addr[i] - 8
+	}
+	return m.h.Usable(i)
+}
+
 // A cursor remembers where the last lookup ended: pointers found one
 // after another often point to chunks that lie one after another (arrays
 // of pointers to objects allocated in turn), and a lookup that starts
@@ -526,7 +536,7 @@ func (w *worker) scanList(list []int32) {
 			continue // marked twice: possible, then reachable
 		}
 		def := m.marked(i)&markReachable != 0
-		usable := m.h.Usable(i)
+		usable := m.usable(i)
 		switch {
 		case m.c.NoPointers(i):
 			// The walk scanned it already and found nothing.
@@ -570,7 +580,7 @@ func (w *worker) scanChunks(list []int32) {
 		var end addrspace.Addr // where the last range ends
 		for ; n < len(list); n++ {
 			u := m.c.User(int(list[n]))
-			ue := u + addrspace.Addr(m.h.Usable(int(list[n])))
+			ue := u + addrspace.Addr(m.usable(int(list[n])))
 			join := n > 0 && u >= end && u-end <= maxGap
 			grow := int(ue - u)
 			if join {
@@ -604,7 +614,7 @@ func (w *worker) scanChunks(list []int32) {
 		}
 		for j, ci := range list[:n] {
 			u := m.c.User(int(ci))
-			usable := int(m.h.Usable(int(ci)))
+			usable := int(m.usable(int(ci)))
 			if failed {
 				// Read what can be read, range by range.
 				w.scanRange(u, u+addrspace.Addr(usable), defs[j], false)
