@@ -4,11 +4,15 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/heapsift/heapsift/addrspace"
+	"github.com/heapsift/heapsift/corefile"
 	"github.com/heapsift/heapsift/internal/testprog"
 	"github.com/heapsift/heapsift/ptrace"
 )
@@ -168,7 +172,7 @@ func compareWalks(t *testing.T, what string, got, want walkedSegment) {
 }
 
 // TestWalkInPartsLive walks every fixture's live heap in order and in
-// small parts, and compares every chunk.
+// small parts, and compares every chunk; for some, on a gcore core too.
 func TestWalkInPartsLive(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs ptrace permission (run as root)")
@@ -185,28 +189,50 @@ func TestWalkInPartsLive(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer p.Detach()
-			seq, err := Walk(p, Options{parts: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			par, err := Walk(p, Options{parts: 5, minPart: 4096})
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, b := &seq.Chunks, &par.Chunks
-			if a.Len() != b.Len() {
-				t.Fatalf("%d chunks in order, %d in parts", a.Len(), b.Len())
-			}
-			for i := range a.Len() {
-				if a.Addr(i) != b.Addr(i) || a.Size(i) != b.Size(i) || a.State(i) != b.State(i) || a.Mmapped(i) != b.Mmapped(i) {
-					t.Fatalf("chunk %d: in order %v %#x %v, in parts %v %#x %v", i, a.Addr(i), a.Size(i), a.State(i), b.Addr(i), b.Size(i), b.State(i))
+			t.Cleanup(func() { p.Detach() }) // when a check fails
+			compareSpaceWalks(t, p)
+			p.Detach()
+			if gcore, err := exec.LookPath("gcore"); err == nil && (name == "arenas" || name == "mmapped" || name == "cpp") {
+				// A core is read by copying from its mapped file, by every
+				// part at once.
+				prefix := filepath.Join(t.TempDir(), "core")
+				if out, err := exec.Command(gcore, "-o", prefix, strconv.Itoa(pid)).CombinedOutput(); err != nil {
+					t.Fatalf("gcore: %v\n%s", err, out)
 				}
-			}
-			if !slices.Equal(seq.Warnings, par.Warnings) {
-				t.Errorf("warnings in order %q, in parts %q", seq.Warnings, par.Warnings)
+				c, err := corefile.Open(fmt.Sprintf("%s.%d", prefix, pid), corefile.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				compareSpaceWalks(t, c)
 			}
 		})
+	}
+}
+
+// compareSpaceWalks walks s in order and in small parts, and compares
+// every chunk.
+func compareSpaceWalks(t *testing.T, s addrspace.Space) {
+	t.Helper()
+	seq, err := Walk(s, Options{parts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	par, err := Walk(s, Options{parts: 5, minPart: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := &seq.Chunks, &par.Chunks
+	if a.Len() != b.Len() {
+		t.Fatalf("%d chunks in order, %d in parts", a.Len(), b.Len())
+	}
+	for i := range a.Len() {
+		if a.Addr(i) != b.Addr(i) || a.Size(i) != b.Size(i) || a.State(i) != b.State(i) || a.Mmapped(i) != b.Mmapped(i) {
+			t.Fatalf("chunk %d: in order %v %#x %v, in parts %v %#x %v", i, a.Addr(i), a.Size(i), a.State(i), b.Addr(i), b.Size(i), b.State(i))
+		}
+	}
+	if !slices.Equal(seq.Warnings, par.Warnings) {
+		t.Errorf("warnings in order %q, in parts %q", seq.Warnings, par.Warnings)
 	}
 }
 
