@@ -131,6 +131,10 @@ func (cw *chainWalker) walk(c, limit addrspace.Addr, out *chain, join []uint64) 
 			}
 			size := hdr &^ 7
 			if c == top {
+				if size > uint64(end-c) {
+					out.warn = fmt.Sprintf("arena %v: top chunk at %v claims %#x bytes, past the heap's end %v", ar.Addr, c, size, end)
+					size = uint64(end - c)
+				}
 				out.add(c, size, Top)
 				out.stopped, out.next = true, c+addrspace.Addr(size)
 				return -1
@@ -139,7 +143,7 @@ func (cw *chainWalker) walk(c, limit addrspace.Addr, out *chain, join []uint64) 
 				out.stopped, out.next = true, c
 				return -1
 			}
-			if size&15 != 0 || c+addrspace.Addr(size) > end || size < 16 {
+			if size&15 != 0 || size > uint64(end-c) || size < 16 { // (c+size may overflow)
 				out.stopped, out.next = true, c
 				out.warn = fmt.Sprintf("arena %v: corrupt chunk header at %v (size field %#x); the rest of this heap is not walked", ar.Addr, c, hdr)
 				return -1
@@ -178,7 +182,7 @@ func (ch *chain) add(c addrspace.Addr, size uint64, st State) {
 // real chunk header of this segment.
 func (cw *chainWalker) plausible(c addrspace.Addr, hdr uint64) bool {
 	size := hdr &^ 7
-	return hdr&2 == 0 && size >= 32 && size&15 == 0 && c+addrspace.Addr(size) <= cw.end
+	return hdr&2 == 0 && size >= 32 && size&15 == 0 && c < cw.end && size <= uint64(cw.end-c)
 }
 
 // guess returns the first address in [lo, lo+guessWindow) where guessRun

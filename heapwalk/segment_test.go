@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/heapsift/heapsift/addrspace"
 	"github.com/heapsift/heapsift/corefile"
@@ -257,4 +258,58 @@ func TestWalkInPartsDense(t *testing.T) {
 	}
 	got := walkFake(t, f, base, base+size, top, 2, 4096)
 	compareWalks(t, "2 parts", got, want)
+}
+
+// FuzzWalkInParts: on any memory, the walk in parts lists what the walk in
+// order lists. The input is repeated to fill a 64 KiB heap (so that its
+// patterns recur where parts start), with a real chunk chain over it when
+// chain is set.
+func FuzzWalkInParts(f *testing.F) {
+	f.Add([]byte{0x21, 0, 0, 0, 0, 0, 0, 0}, uint16(100), true)
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0x31, 0, 0, 0, 0, 0, 0, 0}, uint16(4000), false)
+	f.Add([]byte("\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x41\x00\x00\x00\x00\x00\x00\x00"), uint16(0), true)
+	f.Fuzz(func(t *testing.T, pattern []byte, topAt uint16, chain bool) {
+		const base, size = 0x555555560000, 64 << 10
+		if len(pattern) == 0 {
+			return
+		}
+		f := &fakeSpace{base: base, mem: make([]byte, size)}
+		for i := range f.mem {
+			f.mem[i] = pattern[i%len(pattern)]
+		}
+		top := base + uint64(topAt)*16%size
+		if chain {
+			rng := rand.New(rand.NewPCG(uint64(len(pattern)), uint64(topAt)))
+			top = fakeHeap(f, base, rng, func() uint64 { return 32 + 16*uint64(rng.IntN(64)) }, func(uint64, uint64) {})
+		}
+		want := walkFake(t, f, base, base+size, top, 1, 0)
+		for _, parts := range []int{2, 5} {
+			compareWalks(t, fmt.Sprintf("%d parts", parts), walkFake(t, f, base, base+size, top, parts, 4096), want)
+		}
+	})
+}
+
+// TestMmappedHugeSize: a page that looks like an mmapped chunk's header
+// but claims nearly 2^64 bytes is no chunk (the end it implies wraps
+// around below the page; it once sent the search backwards forever).
+func TestMmappedHugeSize(t *testing.T) {
+	f := &fakeSpace{base: 0x7f0000000000, mem: make([]byte, 64<<10)}
+	f.put(f.base+8, 0xfffffffffffff002)
+	f.put(f.base+8192+8, 0x2002) // a real one: 8 KiB
+	w := &walker{s: f, h: &Heap{NMmaps: -1}, maps: f.Mappings()}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.findMmapped()
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("findMmapped does not return")
+	}
+	c := &w.h.Chunks
+	c.seal()
+	if c.Len() != 1 || c.Addr(0) != addrspace.Addr(f.base+8192) || c.Size(0) != 0x2000 {
+		t.Errorf("found %d chunks, want the one at %#x", c.Len(), f.base+8192)
+	}
 }

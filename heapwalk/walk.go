@@ -808,7 +808,7 @@ func (w *walker) scanMapping(m addrspace.Mapping) int {
 		if w.l.MmapUsableMinus8 {
 			span = (prev &^ 1) + s + 16
 		}
-		if size&7 != 2 || s == 0 || prev != 0 || span%4096 != 0 || p+addrspace.Addr(span) > m.End {
+		if size&7 != 2 || s == 0 || prev != 0 || span%4096 != 0 || span > uint64(m.End-p) { // (p+span may overflow)
 			p += 4096
 			continue
 		}
