@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/heapsift/heapsift/addrspace"
 	"github.com/heapsift/heapsift/heapwalk"
@@ -52,6 +53,12 @@ type Result struct {
 	ReadBytes uint64
 	// Heuristic counts chunks reached by an interior-pointer rule.
 	Heuristic int
+	// RootsTime is how long finding the roots and scanning them took
+	// (registers, then root regions, until the last one was scanned), and
+	// MarkTime the rest: scanning what they reached, and classifying the
+	// leaks. Workers start marking as soon as no root region is left for
+	// them, so the two overlap a little.
+	RootsTime, MarkTime time.Duration
 	Warnings  []string
 }
 
@@ -79,6 +86,7 @@ type marker struct {
 	scanned   atomic.Uint64
 	read      atomic.Uint64
 	heuristic atomic.Int64
+	rootsDone atomic.Int64 // when the last root region was scanned (Unix ns)
 }
 
 // Mark bits, two per chunk: reached through anything, and reached by a
@@ -122,6 +130,7 @@ func Run(s addrspace.Space, h *heapwalk.Heap, opt Options) *Result {
 			m.dataRanges = append(m.dataRanges, mp)
 		}
 	}
+	start := time.Now()
 	m.res.Roots = Roots(s, h)
 	m.mark()
 	m.v = make([]Verdict, c.Len())
@@ -141,6 +150,8 @@ func Run(s addrspace.Space, h *heapwalk.Heap, opt Options) *Result {
 	m.res.ScannedBytes = m.scanned.Load()
 	m.res.ReadBytes = m.read.Load()
 	m.res.Heuristic = int(m.heuristic.Load())
+	m.res.RootsTime = time.Duration(m.rootsDone.Load()) - time.Duration(start.UnixNano())
+	m.res.MarkTime = time.Since(start) - m.res.RootsTime
 	return m.res
 }
 
@@ -186,7 +197,8 @@ func (m *marker) mark() {
 	if len(w0.next) > 0 {
 		m.queue = append(m.queue, w0.next)
 	}
-	var next atomic.Int64
+	var next, done atomic.Int64
+	m.rootsDone.Store(time.Now().UnixNano())
 	var wg sync.WaitGroup
 	for k := 0; k < n; k++ {
 		wg.Add(1)
@@ -199,6 +211,9 @@ func (m *marker) mark() {
 					break
 				}
 				w.scanRange(pieces[j].start, pieces[j].end, true, pieces[j].interiorOK)
+				if done.Add(1) == int64(len(pieces)) {
+					m.rootsDone.Store(time.Now().UnixNano())
+				}
 			}
 			w.drain()
 			w.publish()

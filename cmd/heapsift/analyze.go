@@ -173,7 +173,8 @@ func (e *env) analyze(s addrspace.Space, a *analysisFlags) (*report.Report, erro
 	t2 := time.Now()
 	rep := report.Build(s, h, res, report.Options{Demangle: demangle.TypeName, DemangleSymbol: demangle.Symbol})
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	rep.Stats.Timings = &report.Timings{Walk: ms(t1.Sub(t0)), Scan: ms(t2.Sub(t1)), Report: ms(time.Since(t2))}
+	rep.Stats.Timings = &report.Timings{Walk: ms(t1.Sub(t0)), Scan: ms(t2.Sub(t1)), Roots: ms(res.RootsTime), Mark: ms(res.MarkTime),
+		Report: ms(time.Since(t2))}
 	if a.verbose {
 		fmt.Fprintf(e.stderr, "heapsift: heap walk %v (%d chunks), scan %v (%d MiB), report %v\n",
 			t1.Sub(t0).Round(time.Microsecond), h.Chunks.Len(), t2.Sub(t1).Round(time.Microsecond),

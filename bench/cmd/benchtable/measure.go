@@ -61,6 +61,8 @@ type Analysis struct {
 	FreezeMs      float64 `json:"freeze_ms"`
 	WalkMs        float64 `json:"walk_ms"`
 	ScanMs        float64 `json:"scan_ms"`
+	RootsMs       float64 `json:"roots_ms"` // of ScanMs
+	MarkMs        float64 `json:"mark_ms"`  // of ScanMs
 	ReportMs      float64 `json:"report_ms"`
 	ScannedBytes  float64 `json:"scanned_bytes"`
 	Chunks        float64 `json:"chunks"`
@@ -279,6 +281,7 @@ func analysis(mode string, r *hsRun, t *bigheapTarget, readLimit float64) Analys
 	}
 	if tm := r.Stats.Timings; tm != nil {
 		a.FreezeMs, a.WalkMs, a.ScanMs, a.ReportMs = tm.Freeze, tm.Walk, tm.Scan, tm.Report
+		a.RootsMs, a.MarkMs = tm.Roots, tm.Mark
 	}
 	a.GBps = a.ScannedBytes / r.wall.Seconds() / 1e9
 	if readLimit > 0 {

@@ -90,7 +90,7 @@ func writeText(w io.Writer, r *Result) {
 			sizeStr(s.Requested), units.Count(uint64(s.Chunks)), s.AvgChunk, s.Skew, sizeStr(s.HeapBytes), sizeStr(s.RSSAnon))
 		fmt.Fprintf(w, "Truth: %s chunks, %s bytes leaked. Read limit: process_vm_readv %.2f GB/s (the faster of one thread, %.2f GB/s, and %d threads at once), pread of /proc/PID/mem %.2f GB/s (4 MiB buffers).\n\n",
 			units.Count(s.LeakedChunks), units.Count(s.LeakedBytes), s.ReadvGBps, s.ReadvOneGBps, s.ReadThreads, s.PreadGBps)
-		fmt.Fprintf(w, "| analysis | wall | target paused | freeze / walk / scan / report | throughput | of read limit | analyzer RSS | RSS/chunk | verdict |\n")
+		fmt.Fprintf(w, "| analysis | wall | target paused | freeze / walk / roots + mark / report | throughput | of read limit | analyzer RSS | RSS/chunk | verdict |\n")
 		fmt.Fprintf(w, "|---|--:|--:|--:|--:|--:|--:|--:|---|\n")
 		row(w, "leaks --snapshot=direct", s.Direct, durStr(s.Direct.WallMs))
 		row(w, "leaks --snapshot=fork", s.Fork, durStr(s.Fork.WallMs))
@@ -134,8 +134,8 @@ func row(w io.Writer, name string, a Analysis, wall string) {
 		fmt.Fprintf(w, "| %s | | | | | | | | %s |\n", name, a.Verdict)
 		return
 	}
-	fmt.Fprintf(w, "| %s | %s | %s | %s / %s / %s / %s | %.2f GB/s | %.0f%% | %s | %.1f B | %s |\n",
-		name, wall, durStr(a.PauseMs), durStr(a.FreezeMs), durStr(a.WalkMs), durStr(a.ScanMs), durStr(a.ReportMs),
+	fmt.Fprintf(w, "| %s | %s | %s | %s / %s / %s + %s / %s | %.2f GB/s | %.0f%% | %s | %.1f B | %s |\n",
+		name, wall, durStr(a.PauseMs), durStr(a.FreezeMs), durStr(a.WalkMs), durStr(a.RootsMs), durStr(a.MarkMs), durStr(a.ReportMs),
 		a.GBps, a.ReadLimitPct, sizeStr(uint64(a.RSSBytes)), a.BytesPerChunk, a.Verdict)
 }
 
