@@ -101,7 +101,7 @@ type Timings struct {
 	Freeze float64 `json:"freeze_ms"` // attach and stop (or open the core)
 	Walk   float64 `json:"walk_ms"`   // find glibc's structures and every chunk
 	Scan   float64 `json:"scan_ms"`   // roots and marking
-	Roots  float64 `json:"roots_ms"`  // of Scan: find the roots and scan them
+	Roots  float64 `json:"roots_ms"`  // of Scan: index the chunks, find the roots and scan them
 	Mark   float64 `json:"mark_ms"`   // of Scan: scan what they reach, classify leaks
 	Report float64 `json:"report_ms"` // fingerprint, group
 }

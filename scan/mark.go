@@ -53,13 +53,14 @@ type Result struct {
 	ReadBytes uint64
 	// Heuristic counts chunks reached by an interior-pointer rule.
 	Heuristic int
-	// RootsTime is how long finding the roots and scanning them took
-	// (registers, then root regions, until the last one was scanned), and
+	// RootsTime is how long indexing the chunks by address, finding the
+	// roots and scanning them took (registers, then root regions, until
+	// the last one was scanned), and
 	// MarkTime the rest: scanning what they reached, and classifying the
 	// leaks. Workers start marking as soon as no root region is left for
 	// them, so the two overlap a little.
 	RootsTime, MarkTime time.Duration
-	Warnings  []string
+	Warnings            []string
 }
 
 type marker struct {
@@ -117,6 +118,7 @@ type worker struct {
 // in-use chunk. Marking runs on opt.Workers goroutines (default: every
 // CPU); s must allow concurrent reads.
 func Run(s addrspace.Space, h *heapwalk.Heap, opt Options) *Result {
+	start := time.Now()
 	c := &h.Chunks
 	m := &marker{s: s, h: h, c: c, marks: make([]atomic.Uint32, (c.Len()+15)/16), opt: opt, res: &Result{}}
 	m.qcond = sync.NewCond(&m.qmu)
@@ -130,7 +132,6 @@ func Run(s addrspace.Space, h *heapwalk.Heap, opt Options) *Result {
 			m.dataRanges = append(m.dataRanges, mp)
 		}
 	}
-	start := time.Now()
 	m.res.Roots = Roots(s, h)
 	m.mark()
 	m.v = make([]Verdict, c.Len())
