@@ -3,7 +3,6 @@ package heapwalk
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -175,40 +174,29 @@ func compareWalks(t *testing.T, what string, got, want walkedSegment) {
 // TestWalkInPartsLive walks every fixture's live heap in order and in
 // small parts, and compares every chunk; for some, on a gcore core too.
 func TestWalkInPartsLive(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs ptrace permission (run as root)")
-	}
-	names, err := testprog.Fixtures()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range names {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			pid, _ := testprog.StartPaused(t, testprog.Build(t, name))
-			p, err := ptrace.Attach(pid)
+	testprog.EachLiveFixture(t, func(t *testing.T, name string, pid int, _ *testprog.Truth) {
+		p, err := ptrace.Attach(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Detach() }) // when a check fails
+		compareSpaceWalks(t, p)
+		p.Detach()
+		if gcore, err := exec.LookPath("gcore"); err == nil && (name == "arenas" || name == "mmapped" || name == "cpp") {
+			// A core is read by copying from its mapped file, by every
+			// part at once.
+			prefix := filepath.Join(t.TempDir(), "core")
+			if out, err := exec.Command(gcore, "-o", prefix, strconv.Itoa(pid)).CombinedOutput(); err != nil {
+				t.Fatalf("gcore: %v\n%s", err, out)
+			}
+			c, err := corefile.Open(fmt.Sprintf("%s.%d", prefix, pid), corefile.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { p.Detach() }) // when a check fails
-			compareSpaceWalks(t, p)
-			p.Detach()
-			if gcore, err := exec.LookPath("gcore"); err == nil && (name == "arenas" || name == "mmapped" || name == "cpp") {
-				// A core is read by copying from its mapped file, by every
-				// part at once.
-				prefix := filepath.Join(t.TempDir(), "core")
-				if out, err := exec.Command(gcore, "-o", prefix, strconv.Itoa(pid)).CombinedOutput(); err != nil {
-					t.Fatalf("gcore: %v\n%s", err, out)
-				}
-				c, err := corefile.Open(fmt.Sprintf("%s.%d", prefix, pid), corefile.Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
-				compareSpaceWalks(t, c)
-			}
-		})
-	}
+			defer c.Close()
+			compareSpaceWalks(t, c)
+		}
+	})
 }
 
 // compareSpaceWalks walks s in order and in small parts, and compares

@@ -1,7 +1,6 @@
 package scan
 
 import (
-	"os"
 	"testing"
 
 	"github.com/heapsift/heapsift/heapwalk"
@@ -13,50 +12,39 @@ import (
 // and again: the workers share their marks without locks and give work
 // to each other, and the verdicts must not depend on how that went.
 func TestWorkersAgree(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs ptrace permission (run as root)")
-	}
-	names, err := testprog.Fixtures()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range names {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			pid, truth := testprog.StartPaused(t, testprog.Build(t, name))
-			p, err := ptrace.Attach(pid)
-			if err != nil {
-				t.Fatal(err)
+	testprog.EachLiveFixture(t, func(t *testing.T, _ string, pid int, truth *testprog.Truth) {
+		p, err := ptrace.Attach(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Detach()
+		h, err := heapwalk.Walk(p, heapwalk.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Run(p, h, Options{Workers: 1})
+		reported := map[uint64]string{}
+		for i, v := range want.Verdicts {
+			switch v {
+			case Definite, Indirect, Possible:
+				reported[uint64(h.Chunks.User(i))] = v.String()
 			}
-			defer p.Detach()
-			h, err := heapwalk.Walk(p, heapwalk.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := Run(p, h, Options{Workers: 1})
-			reported := map[uint64]string{}
-			for i, v := range want.Verdicts {
-				switch v {
-				case Definite, Indirect, Possible:
-					reported[uint64(h.Chunks.User(i))] = v.String()
-				}
-			}
-			if fails := testprog.Check(truth, reported); len(fails) > 0 {
-				t.Fatalf("one worker: %v", fails)
-			}
-			for _, n := range []int{2, 3, 8} {
-				for round := range 5 {
-					got := Run(p, h, Options{Workers: n})
-					for i := range got.Verdicts {
-						if got.Verdicts[i] != want.Verdicts[i] {
-							t.Fatalf("%d workers, round %d: chunk %v is %v, with one worker %v", n, round, h.Chunks.Addr(i), got.Verdicts[i], want.Verdicts[i])
-						}
-					}
-					if got.ScannedBytes != want.ScannedBytes {
-						t.Logf("%d workers: scanned %d bytes, one worker %d", n, got.ScannedBytes, want.ScannedBytes)
+		}
+		if fails := testprog.Check(truth, reported); len(fails) > 0 {
+			t.Fatalf("one worker: %v", fails)
+		}
+		for _, n := range []int{2, 3, 8} {
+			for round := range 5 {
+				got := Run(p, h, Options{Workers: n})
+				for i := range got.Verdicts {
+					if got.Verdicts[i] != want.Verdicts[i] {
+						t.Fatalf("%d workers, round %d: chunk %v is %v, with one worker %v", n, round, h.Chunks.Addr(i), got.Verdicts[i], want.Verdicts[i])
 					}
 				}
+				if got.ScannedBytes != want.ScannedBytes {
+					t.Logf("%d workers: scanned %d bytes, one worker %d", n, got.ScannedBytes, want.ScannedBytes)
+				}
 			}
-		})
-	}
+		}
+	})
 }

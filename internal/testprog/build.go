@@ -133,6 +133,26 @@ func Fixtures() ([]string, error) {
 	return defaultBuilder.Fixtures()
 }
 
+// EachLiveFixture runs fn on every fixture of the module's testdata,
+// started paused, as parallel subtests of t; it skips t without ptrace
+// permission (root), which whatever fn does with the process needs.
+func EachLiveFixture(t *testing.T, fn func(t *testing.T, name string, pid int, truth *Truth)) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs ptrace permission (run as root)")
+	}
+	names, err := Fixtures()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			pid, truth := StartPaused(t, Build(t, name))
+			fn(t, name, pid, truth)
+		})
+	}
+}
+
 func (b *Builder) init() {
 	b.setup.Do(func() {
 		b.src = b.SourceDir
