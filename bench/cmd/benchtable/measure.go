@@ -83,7 +83,16 @@ type Pause struct {
 	Direct    PauseSample `json:"direct"`
 	Fork      PauseSample `json:"fork"`
 	Note      string      `json:"note,omitempty"`
+	// ForkHuge is fork mode on the same heap in transparent huge pages
+	// (GLIBC_TUNABLES=glibc.malloc.hugetlb=1), unless HugeNote says why not.
+	ForkHuge  *PauseSample `json:"fork_huge_pages,omitempty"`
+	HugeBytes uint64       `json:"anon_huge_pages_bytes,omitempty"`
+	HugeNote  string       `json:"huge_pages_note,omitempty"`
 }
+
+// hugeTunable makes glibc's malloc (2.35 and later) ask for transparent
+// huge pages for its heap.
+const hugeTunable = "GLIBC_TUNABLES=glibc.malloc.hugetlb=1"
 
 // PauseSample is one analysis of pause.c.
 type PauseSample struct {
@@ -382,7 +391,52 @@ func (b *bench) pauseAt(req uint64) (Pause, error) {
 		}
 	}
 	pr.IdleGapMs, pr.Direct, pr.Fork = median(idle), medianOf(direct), medianOf(fork)
-	return pr, nil
+	b.stopPauser(p)
+	return pr, b.pauseHuge(&pr, req)
+}
+
+// pauseHuge measures fork mode again on pause.c with its heap in huge
+// pages: fork copies one page table entry per 2 MiB instead of per 4 KiB.
+func (b *bench) pauseHuge(pr *Pause, req uint64) error {
+	mib := max(1, req>>20)
+	b.logf("%s: starting pause.c with %d MiB in huge pages (%s)", sizeStr(req), mib, hugeTunable)
+	p, err := b.startPauser(mib, hugeTunable)
+	if err != nil {
+		return err
+	}
+	defer b.stopPauser(p)
+	pr.HugeBytes = anonHuge(p.pid)
+	if pr.HugeBytes < uint64(float64(pr.HeapBytes)*0.9) {
+		pr.HugeNote = fmt.Sprintf("only %s of the heap is in huge pages (transparent huge pages off, or glibc older than 2.35): not measured", sizeStr(pr.HugeBytes))
+		return nil
+	}
+	var fork []PauseSample
+	for run := 0; run < b.cfg.runs; run++ {
+		b.logf("%s: run %d: pause.c (huge pages) under heapsift leaks --snapshot=fork", sizeStr(req), run+1)
+		s, err := b.pauseSample(p, "fork")
+		if err != nil {
+			return err
+		}
+		fork = append(fork, s)
+	}
+	s := medianOf(fork)
+	pr.ForkHuge = &s
+	return nil
+}
+
+// anonHuge returns pid's anonymous memory in transparent huge pages.
+func anonHuge(pid int) uint64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "AnonHugePages:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 // pauseSample analyzes pause.c once; it leaks nothing.

@@ -113,6 +113,14 @@ func writeText(w io.Writer, r *Result) {
 			sizeStr(s.Requested), sizeStr(p.HeapBytes), units.Count(p.Chunks), durStr(p.IdleGapMs),
 			durStr(p.Direct.TargetGapMs), durStr(p.Direct.PauseMs), durStr(p.Direct.WallMs), p.Direct.Verdict,
 			durStr(p.Fork.TargetGapMs), durStr(p.Fork.PauseMs), durStr(p.Fork.WallMs), p.Fork.Verdict)
+		switch {
+		case p.ForkHuge != nil:
+			h := p.ForkHuge
+			fmt.Fprintf(w, "  - the same heap in transparent huge pages (`%s`, AnonHugePages %s): fork: %s (pause_ms %s, wall %s, %s)\n",
+				hugeTunable, sizeStr(p.HugeBytes), durStr(h.TargetGapMs), durStr(h.PauseMs), durStr(h.WallMs), h.Verdict)
+		case p.HugeNote != "":
+			fmt.Fprintf(w, "  - in huge pages: %s\n", p.HugeNote)
+		}
 	}
 
 	fmt.Fprintf(w, "\n### Run overhead\n\n")
@@ -145,6 +153,9 @@ func (r *Result) allOK() bool {
 		vs := []string{s.Direct.Verdict, s.Fork.Verdict, s.Pause.Direct.Verdict, s.Pause.Fork.Verdict}
 		if s.Core != nil {
 			vs = append(vs, s.Core.Verdict)
+		}
+		if s.Pause.ForkHuge != nil {
+			vs = append(vs, s.Pause.ForkHuge.Verdict)
 		}
 		for _, v := range vs {
 			if v != "OK" {

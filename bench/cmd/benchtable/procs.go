@@ -143,7 +143,15 @@ func (s *procSet) stopAll() {
 // startReady starts a target and returns it with the first line it
 // prints, which says that it is ready.
 func (b *bench) startReady(prog string, args ...string) (*exec.Cmd, string, error) {
+	return b.startReadyEnv(nil, prog, args...)
+}
+
+// startReadyEnv is startReady with variables added to the environment.
+func (b *bench) startReadyEnv(env []string, prog string, args ...string) (*exec.Cmd, string, error) {
 	cmd := exec.Command(prog, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -206,9 +214,9 @@ const (
 	statChunks
 )
 
-func (b *bench) startPauser(mib uint64) (*pauser, error) {
+func (b *bench) startPauser(mib uint64, env ...string) (*pauser, error) {
 	file := filepath.Join(b.dir, "pause-stats")
-	cmd, line, err := b.startReady(b.pause, file, strconv.FormatUint(mib, 10))
+	cmd, line, err := b.startReadyEnv(env, b.pause, file, strconv.FormatUint(mib, 10))
 	if err != nil {
 		return nil, err
 	}
