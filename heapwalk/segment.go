@@ -84,14 +84,14 @@ func (cw *chainWalker) has(a addrspace.Addr) bool {
 	return a >= cw.base && a+8 <= cw.base+addrspace.Addr(cw.n) && cw.err == nil
 }
 
-func (cw *chainWalker) u64(a addrspace.Addr) (uint64, error) {
-	if !cw.has(a) {
-		cw.load(a)
-		if cw.err != nil {
-			return 0, cw.err
-		}
+// peek returns the word at a: from the current piece, or read alone. The
+// guess tries thousands of starts, whose runs may jump anywhere: loading
+// whole pieces for them would read the segment over and over.
+func (cw *chainWalker) peek(a addrspace.Addr) (uint64, error) {
+	if cw.has(a) {
+		return binary.LittleEndian.Uint64(cw.buf[a-cw.base:]), nil
 	}
-	return binary.LittleEndian.Uint64(cw.buf[a-cw.base:]), nil
+	return addrspace.ReadUint64(cw.w.s, a)
 }
 
 // walk follows chunk headers from c, appending to out, until the first
@@ -189,6 +189,9 @@ func (cw *chainWalker) plausible(c addrspace.Addr, hdr uint64) bool {
 // headers in a row look right (or the chain reaches top or the segment's
 // end on the way): where a part's walk starts.
 func (cw *chainWalker) guess(lo, hi addrspace.Addr) (addrspace.Addr, bool) {
+	if cw.load(lo.AlignUp(16)); cw.err != nil {
+		return 0, false
+	}
 	for c := lo.AlignUp(16); c < min(hi, lo+guessWindow) && c+16 <= cw.end; c += 16 {
 		if cw.runFrom(c) {
 			return c, true
@@ -206,13 +209,13 @@ func (cw *chainWalker) runFrom(c addrspace.Addr) bool {
 		if c+16 > cw.end {
 			return false
 		}
-		hdr, err := cw.u64(c + 8)
+		hdr, err := cw.peek(c + 8)
 		if err != nil || !cw.plausible(c, hdr) {
 			return false
 		}
 		if k > 0 && hdr&1 == 0 {
 			// The chunk before is free: its size is in our prev_size.
-			if ps, err := cw.u64(c); err != nil || ps != prevSize {
+			if ps, err := cw.peek(c); err != nil || ps != prevSize {
 				return false
 			}
 		}
