@@ -106,6 +106,15 @@ func TestWalkInPartsIsExact(t *testing.T) {
 				}
 			}
 		},
+		// Fake headers that jump 1 MiB, where there is another one, until
+		// they leave the heap: each start tried runs far away.
+		"jumps": func(f *fakeSpace, rng *rand.Rand) func(uint64, uint64) {
+			return func(u, n uint64) {
+				for a := u; a+8 <= u+n-8; a += 8 {
+					f.put(a, 1<<20|1)
+				}
+			}
+		},
 		// Fake headers that lead to the heap's end.
 		"far": func(f *fakeSpace, rng *rand.Rand) func(uint64, uint64) {
 			return func(u, n uint64) {
@@ -137,8 +146,15 @@ func TestWalkInPartsIsExact(t *testing.T) {
 					t.Fatalf("in order: %d chunks, last %v, warnings %q", len(want.addr), want.state[len(want.state)-1], want.warnings)
 				}
 				for _, parts := range []int{2, 3, 7, 64} {
+					f.read.Store(0)
 					got := walkFake(t, f, base, base+size, top, parts, 4096)
 					compareWalks(t, fmt.Sprintf("%d parts", parts), got, want)
+					// Guesses and walks in order after a missed guess
+					// read some parts twice, never more (and each part
+					// reads whole pieces, bigger than these tiny parts).
+					if r := f.read.Load(); r > 3*size+uint64(2*parts*pieceSize) {
+						t.Errorf("%d parts read %d bytes of a %d-byte heap", parts, r, size)
+					}
 				}
 				// A corrupt header in the middle ends the walk there, in
 				// order and in parts alike.

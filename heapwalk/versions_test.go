@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/heapsift/heapsift/addrspace"
@@ -57,6 +58,7 @@ func TestSpan(t *testing.T) {
 type fakeSpace struct {
 	base uint64
 	mem  []byte
+	read atomic.Uint64 // bytes read
 }
 
 func (f *fakeSpace) Info() addrspace.Info { return addrspace.Info{} }
@@ -71,6 +73,7 @@ func (f *fakeSpace) ReadAt(p []byte, a addrspace.Addr) (int, error) {
 	if uint64(a) < f.base || uint64(a)+uint64(len(p)) > f.base+uint64(len(f.mem)) {
 		return 0, addrspace.ErrUnreadable
 	}
+	f.read.Add(uint64(len(p)))
 	return copy(p, f.mem[uint64(a)-f.base:]), nil
 }
 
