@@ -198,3 +198,67 @@ func cpuTime() time.Duration {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkChain measures the scan of a linked list of 1 million nodes,
+// which marking must follow one link at a time, in three orders: forward
+// and backward (nodes linked in allocation order, or against it: they lie
+// next to each other) and random (every link jumps across the heap).
+// ns/chunk is the whole scan per node.
+func BenchmarkChain(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs ptrace permission (run as root)")
+	}
+	root, err := testprog.ModuleRoot()
+	if err != nil {
+		b.Fatal(err)
+	}
+	builder := &testprog.Builder{SourceDir: filepath.Join(root, "testdata", "bench")}
+	b.Cleanup(func() { builder.Cleanup() })
+	bin := builder.Build(b, "chain")
+	const nodes = 1000000
+	for _, order := range []string{"forward", "backward", "random"} {
+		b.Run(order, func(b *testing.B) {
+			cmd := exec.Command(bin, strconv.Itoa(nodes), order)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
+			var pid int
+			if line, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+				b.Fatalf("chain: %v", err)
+			} else if _, err := fmt.Sscanf(line, "ready %d", &pid); err != nil {
+				b.Fatalf("chain said %q", line)
+			}
+			p, err := ptrace.Attach(pid)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Detach()
+			h, err := heapwalk.Walk(p, heapwalk.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			var res *scan.Result
+			for i := 0; i < b.N; i++ {
+				res = scan.Run(p, h, scan.Options{})
+			}
+			b.StopTimer()
+			reachable := 0
+			for _, v := range res.Verdicts {
+				if v == scan.Reachable {
+					reachable++
+				}
+			}
+			if reachable < nodes {
+				b.Fatalf("%d chunks reachable, the list has %d nodes", reachable, nodes)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/nodes, "ns/chunk")
+		})
+	}
+}

@@ -3,6 +3,7 @@ package scan
 import (
 	"runtime"
 	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,6 +108,7 @@ type worker struct {
 	offs     []int // where each chunk of a batch sits in blockBuf
 	defs     []bool
 	next     []int32 // chunks marked, waiting to be scanned
+	wins     windows // memory around the last chunks scanned alone
 	cur      cursor  // where the last lookup ended
 	spare    []int32 // the list scanned last, to reuse
 
@@ -568,9 +570,128 @@ func (w *worker) scanList(list []int32) {
 		k++
 		w.defs = append(w.defs, def)
 	}
-	if k > 0 {
-		w.scanChunks(list[:k])
+	list = list[:k]
+	// Marking that follows a chain (a linked list, a path down a tree)
+	// brings one chunk at a time, and one read per chunk costs more than
+	// the chunk: a window of the memory around it serves the next links
+	// too, when they lie near (as they do when allocated one after another).
+	// A few windows serve a few chains followed at once. Long lists are
+	// read in batches anyway.
+	if len(list) <= windowBatch {
+		list = w.fromWindows(list)
+		for len(list) > 0 && w.wins.wanted() && w.loadWindow(int(list[0])) {
+			list = w.fromWindows(list)
+		}
 	}
+	if len(list) > 0 {
+		w.scanChunks(list)
+	}
+}
+
+// A window is memory a worker read around a chunk it had to scan alone,
+// kept for the chunks marked next.
+type window struct {
+	buf  []byte
+	base addrspace.Addr
+	n    int
+	hits int // chunks it served
+	used int // when it last served one (windows.clock)
+}
+
+// windows are a worker's windows, and whether loading them pays.
+type windows struct {
+	w      [windowCount]window
+	clock  int
+	misses int // windows in a row replaced after serving fewer than two chunks
+	skip   int // small batches to read exactly, after windows that did not pay
+}
+
+// Window parameters: how many a worker keeps, their size, the largest
+// batch of chunks they are loaded for, and how many small batches are read
+// exactly after windows stop paying (when chains jump around the heap).
+const (
+	windowCount = 4
+	windowSize  = 32 << 10
+	windowBatch = 4
+	windowPause = 1024
+)
+
+// wanted says whether to load a window for a small batch.
+func (ws *windows) wanted() bool {
+	if ws.skip > 0 {
+		ws.skip--
+		return false
+	}
+	return true
+}
+
+// fromWindows scans the chunks of list (with their certainties in w.defs)
+// that lie in a window, and returns the others.
+func (w *worker) fromWindows(list []int32) []int32 {
+	m, ws := w.m, &w.wins
+	k := 0
+next:
+	for j, ci := range list {
+		u := m.c.User(int(ci))
+		ue := u + addrspace.Addr(m.usable(int(ci)))
+		for x := range ws.w {
+			win := &ws.w[x]
+			if win.n > 0 && u >= win.base && ue <= win.base+addrspace.Addr(win.n) {
+				w.scanWords(win.buf[u-win.base:ue-win.base], u, w.defs[j], false)
+				win.hits++
+				ws.clock++
+				win.used = ws.clock
+				continue next
+			}
+		}
+		list[k] = ci
+		w.defs[k] = w.defs[j]
+		k++
+	}
+	w.defs = w.defs[:k]
+	return list[:k]
+}
+
+// loadWindow reads a window around chunk i, within its block (memory
+// known to hold chunks), in place of the least recently used one, and
+// reports whether it holds the chunk.
+func (w *worker) loadWindow(i int) bool {
+	m, ws := w.m, &w.wins
+	win := &ws.w[0]
+	for x := range ws.w {
+		if ws.w[x].used < win.used {
+			win = &ws.w[x]
+		}
+	}
+	if win.n > 0 {
+		if win.hits < 2 {
+			if ws.misses++; ws.misses >= 2*windowCount {
+				ws.skip, ws.misses = windowPause, 0
+			}
+		} else {
+			ws.misses = 0
+		}
+	}
+	u := m.c.User(i)
+	ue := u + addrspace.Addr(m.usable(i))
+	k := sort.Search(len(m.bstart), func(k int) bool { return m.bstart[k] > uint64(u) }) - 1
+	win.n, win.hits = 0, 0
+	if k < 0 || ue-u > windowSize/4 {
+		return false
+	}
+	b := &m.blocks[k]
+	base := max(b.start, (u - windowSize/2).AlignDown(4096))
+	n := int(min(uint64(b.stop-base), windowSize))
+	if cap(win.buf) < windowSize {
+		win.buf = make([]byte, windowSize)
+	}
+	m.read.Add(uint64(n))
+	if _, err := m.s.ReadAt(win.buf[:n], base); err != nil || ue > base+addrspace.Addr(n) {
+		return false
+	}
+	ws.clock++
+	win.base, win.n, win.used = base, n, ws.clock
+	return true
 }
 
 // scanChunks reads the given chunks (in address order, none bigger than
