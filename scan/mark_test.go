@@ -1,6 +1,13 @@
 package scan
 
 import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
 	"testing"
 
 	"github.com/heapsift/heapsift/heapwalk"
@@ -47,4 +54,61 @@ func TestWorkersAgree(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestChains scans linked lists of 20000 nodes linked forward, backward
+// and at random, which marking follows a few links at a time, through
+// windows of memory when the links lie near: every node must be
+// reachable, and nothing leaked.
+func TestChains(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs ptrace permission (run as root)")
+	}
+	root, err := testprog.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	builder := &testprog.Builder{SourceDir: filepath.Join(root, "testdata", "bench")}
+	t.Cleanup(func() { builder.Cleanup() })
+	bin := builder.Build(t, "chain")
+	const nodes = 20000
+	for _, order := range []string{"forward", "backward", "random"} {
+		t.Run(order, func(t *testing.T) {
+			cmd := exec.Command(bin, strconv.Itoa(nodes), order)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
+			var pid int
+			if line, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+				t.Fatalf("chain: %v", err)
+			} else if _, err := fmt.Sscanf(line, "ready %d", &pid); err != nil {
+				t.Fatalf("chain said %q", line)
+			}
+			p, err := ptrace.Attach(pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Detach()
+			h, err := heapwalk.Walk(p, heapwalk.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, workers := range []int{1, 2} {
+				res := Run(p, h, Options{Workers: workers})
+				count := map[Verdict]int{}
+				for _, v := range res.Verdicts {
+					count[v]++
+				}
+				if count[Reachable] < nodes || count[Definite]+count[Indirect]+count[Possible] > 0 {
+					t.Errorf("%d workers: verdicts %v, want %d nodes reachable and no leak", workers, count, nodes)
+				}
+			}
+		})
+	}
 }
