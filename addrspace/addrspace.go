@@ -324,6 +324,14 @@ type Req struct {
 	Err error
 }
 
+// Vanishing is implemented by spaces that can disappear while they are
+// read: a live process killed (SIGKILL reaches even a frozen one). Gone
+// returns why once it has, and nil before: from then on reads fail, and
+// an analysis must stop rather than take missing memory for an empty heap.
+type Vanishing interface {
+	Gone() error
+}
+
 // A BatchReader reads many ranges in few system calls. Spaces whose reads
 // are expensive (a live process) implement it; callers fall back to ReadAt.
 type BatchReader interface {

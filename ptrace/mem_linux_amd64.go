@@ -31,6 +31,9 @@ func (p *Process) ReadAt(b []byte, addr addrspace.Addr) (int, error) {
 	if p.released.Load() {
 		return 0, fmt.Errorf("read at %v: %w", addr, ErrDetached)
 	}
+	if err := p.Gone(); err != nil {
+		return 0, fmt.Errorf("read at %v: %w", addr, err)
+	}
 	n := 0
 	for n < len(b) {
 		a := addr + addrspace.Addr(n)
@@ -70,6 +73,10 @@ func (p *Process) ReadBatch(reqs []Req) error {
 		r.Err = nil
 		if p.released.Load() {
 			r.Err = fmt.Errorf("read at %v: %w", r.Addr, ErrDetached)
+			continue
+		}
+		if err := p.Gone(); err != nil {
+			r.Err = fmt.Errorf("read at %v: %w", r.Addr, err)
 			continue
 		}
 		first := len(segs)
@@ -195,6 +202,7 @@ func (p *Process) readRange(b []byte, a addrspace.Addr) (int, error) {
 				continue
 			}
 			if err == unix.ESRCH {
+				p.checkGone(true)
 				return n, fmt.Errorf("read at %v: %w", at, ErrExited)
 			}
 			p.vmReadvFailed(err)
@@ -202,6 +210,9 @@ func (p *Process) readRange(b []byte, a addrspace.Addr) (int, error) {
 		k, err := p.readMem(b[n:], at)
 		n += k
 		if k == 0 {
+			if p.checkGone(false); p.Gone() != nil {
+				return n, fmt.Errorf("read at %v: %w", at, p.Gone())
+			}
 			return n, unreadable(at, err)
 		}
 	}

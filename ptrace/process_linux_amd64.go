@@ -31,6 +31,7 @@ type Process struct {
 	memOnce   sync.Once
 	noVMReadv atomic.Bool
 	released  atomic.Bool
+	gone      atomic.Pointer[error] // why the process is gone, once it is (see Gone)
 	batch     sync.Pool // *batchBufs, ReadBatch's scratch
 
 	// For a process frozen at its exit by a Runner.
@@ -49,7 +50,35 @@ type Process struct {
 	releaseErr error
 }
 
-var _ addrspace.Space = (*Process)(nil)
+var (
+	_ addrspace.Space     = (*Process)(nil)
+	_ addrspace.Vanishing = (*Process)(nil)
+)
+
+// Gone returns an error wrapping ErrExited once the process whose memory
+// is read has died (it was killed while frozen), and nil while it lives.
+func (p *Process) Gone() error {
+	if e := p.gone.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// checkGone records that the process has died, when a read failed: its
+// /proc entry is gone, or it is a zombie.
+func (p *Process) checkGone(force bool) {
+	if p.gone.Load() != nil {
+		return
+	}
+	if !force {
+		st, err := readStat(procDir(p.memTID) + "/stat")
+		if err == nil && st.state != 'Z' && st.state != 'X' {
+			return
+		}
+	}
+	e := fmt.Errorf("pid %d died while heapsift read it: %w", p.pid, ErrExited)
+	p.gone.CompareAndSwap(nil, &e)
+}
 
 // Info describes the process: pid, executable and command line.
 func (p *Process) Info() addrspace.Info {

@@ -145,6 +145,18 @@ func writeFile(path string, fn func(io.Writer) error) error {
 	return f.Close()
 }
 
+// gone returns an error when s is a process that died while it was read:
+// whatever was not read by then would count as leaked (nothing points to
+// it any more), so there must be no report.
+func gone(s addrspace.Space) error {
+	if v, ok := s.(addrspace.Vanishing); ok {
+		if err := v.Gone(); err != nil {
+			return fmt.Errorf("the target died during the analysis; no verdicts: %w", err)
+		}
+	}
+	return nil
+}
+
 // analyze walks the heap of a frozen space, scans it and builds a report.
 func (e *env) analyze(s addrspace.Space, a *analysisFlags) (*report.Report, error) {
 	prog := e.startProgress()
@@ -156,6 +168,9 @@ func (e *env) analyze(s addrspace.Space, a *analysisFlags) (*report.Report, erro
 		Progress:       &prog.walked,
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := gone(s); err != nil {
 		return nil, err
 	}
 	t1 := time.Now()
@@ -170,8 +185,14 @@ func (e *env) analyze(s addrspace.Space, a *analysisFlags) (*report.Report, erro
 		prog.total.Store(max(inUse, 1))
 	}
 	res := scan.Run(s, h, scan.Options{NoHeuristics: a.noHeuristics, Progress: &prog.scanned})
+	if err := gone(s); err != nil {
+		return nil, err
+	}
 	t2 := time.Now()
 	rep := report.Build(s, h, res, report.Options{Demangle: demangle.TypeName, DemangleSymbol: demangle.Symbol})
+	if err := gone(s); err != nil {
+		return nil, err
+	}
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	rep.Stats.Timings = &report.Timings{Walk: ms(t1.Sub(t0)), Scan: ms(t2.Sub(t1)), Roots: ms(res.RootsTime), Mark: ms(res.MarkTime),
 		Report: ms(time.Since(t2))}

@@ -45,6 +45,9 @@ func (e *env) dump(args []string) error {
 	}
 	auxv, _ := os.ReadFile("/proc/" + fs.Arg(0) + "/auxv")
 	warns, werr := corefile.Write(f, s, auxv)
+	if werr == nil {
+		werr = gone(s) // the core would lack whatever was not written by then
+	}
 	release()
 	if cerr := f.Close(); werr == nil {
 		werr = cerr

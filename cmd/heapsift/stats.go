@@ -92,6 +92,9 @@ func (e *env) stats(args []string) error {
 			fmt.Fprintf(e.stderr, "heapsift: scan %v\n", time.Since(t0).Round(time.Microsecond))
 		}
 	}
+	if err := gone(s); err != nil {
+		return err
+	}
 	release() // let a live target go before writing anything
 	if f.svg != "" {
 		var buf bytes.Buffer
