@@ -32,7 +32,7 @@ type Process struct {
 	noVMReadv atomic.Bool
 	released  atomic.Bool
 	gone      atomic.Pointer[error] // why the process is gone, once it is (see Gone)
-	batch     sync.Pool // *batchBufs, ReadBatch's scratch
+	batch     sync.Pool             // *batchBufs, ReadBatch's scratch
 
 	// For a process frozen at its exit by a Runner.
 	atExit     bool

@@ -13,7 +13,9 @@ import (
 // vanished is a space whose process died while it was read.
 type vanished struct{ addrspace.Space }
 
-func (vanished) Gone() error { return fmt.Errorf("pid 42 died while heapsift read it: %w", ptrace.ErrExited) }
+func (vanished) Gone() error {
+	return fmt.Errorf("pid 42 died while heapsift read it: %w", ptrace.ErrExited)
+}
 
 // TestGoneTargetGivesNoVerdicts: when the target dies during an analysis
 // (killed while frozen), whatever was not read by then would count as
