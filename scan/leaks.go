@@ -49,6 +49,7 @@ func (w *worker) eachPointer(j int, fn func(k int)) {
 		}
 		b := w.buf[:n]
 		if _, err := m.s.ReadAt(b, a); err != nil {
+			m.unread.Add(uint64(end - a))
 			return
 		}
 		for _, w := range addrspace.Words(b) {

@@ -1,6 +1,7 @@
 package scan
 
 import (
+	"fmt"
 	"runtime"
 	"slices"
 	"sort"
@@ -88,7 +89,8 @@ type marker struct {
 	scanned   atomic.Uint64
 	read      atomic.Uint64
 	heuristic atomic.Int64
-	rootsDone atomic.Int64 // when the last root region was scanned (Unix ns)
+	rootsDone atomic.Int64  // when the last root region was scanned (Unix ns)
+	unread    atomic.Uint64 // bytes of chunks in use that could not be read
 }
 
 // Mark bits, two per chunk: reached through anything, and reached by a
@@ -153,6 +155,12 @@ func Run(s addrspace.Space, h *heapwalk.Heap, opt Options) *Result {
 	m.res.ScannedBytes = m.scanned.Load()
 	m.res.ReadBytes = m.read.Load()
 	m.res.Heuristic = int(m.heuristic.Load())
+	if n := m.unread.Load(); n > 0 {
+		// The walk read these chunks; now they cannot be read. Whatever
+		// they point to may be reported as leaked.
+		m.res.Warnings = append(m.res.Warnings, fmt.Sprintf("%d bytes of chunks in use could not be read during the scan: "+
+			"chunks that only they point to are reported as leaked", n))
+	}
 	m.res.RootsTime = time.Duration(m.rootsDone.Load()) - time.Duration(start.UnixNano())
 	m.res.MarkTime = time.Since(start) - m.res.RootsTime
 	return m.res
@@ -226,7 +234,8 @@ func (m *marker) mark() {
 }
 
 // scanRange scans [start, end) for pointers, in large reads.
-func (w *worker) scanRange(start, end addrspace.Addr, definite, interiorOK bool) {
+// It returns how many bytes it could not read.
+func (w *worker) scanRange(start, end addrspace.Addr, definite, interiorOK bool) (unread uint64) {
 	m := w.m
 	start = start.AlignUp(8)
 	for a := start; a < end; {
@@ -245,6 +254,8 @@ func (w *worker) scanRange(start, end addrspace.Addr, definite, interiorOK bool)
 				pb := b[:pe-p]
 				if _, err := m.s.ReadAt(pb, p); err == nil {
 					w.scanWords(pb, p, definite, interiorOK)
+				} else {
+					unread += uint64(len(pb))
 				}
 			}
 		} else {
@@ -252,6 +263,7 @@ func (w *worker) scanRange(start, end addrspace.Addr, definite, interiorOK bool)
 		}
 		a += addrspace.Addr(n)
 	}
+	return unread
 }
 
 func (w *worker) scanWords(b []byte, base addrspace.Addr, definite, interiorOK bool) {
@@ -563,7 +575,7 @@ func (w *worker) scanList(list []int32) {
 		case usable > bigChunk:
 			u := m.c.User(i)
 			m.read.Add(usable)
-			w.scanRange(u, u+addrspace.Addr(usable), def, false)
+			m.unread.Add(w.scanRange(u, u+addrspace.Addr(usable), def, false))
 			continue
 		}
 		list[k] = ci
@@ -754,7 +766,7 @@ func (w *worker) scanChunks(list []int32) {
 			usable := int(m.usable(int(ci)))
 			if failed {
 				// Read what can be read, range by range.
-				w.scanRange(u, u+addrspace.Addr(usable), defs[j], false)
+				m.unread.Add(w.scanRange(u, u+addrspace.Addr(usable), defs[j], false))
 				continue
 			}
 			w.scanWords(buf[w.offs[j]:w.offs[j]+usable], u, defs[j], false)

@@ -7,9 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/heapsift/heapsift/addrspace"
 	"github.com/heapsift/heapsift/heapwalk"
 	"github.com/heapsift/heapsift/internal/testprog"
 	"github.com/heapsift/heapsift/ptrace"
@@ -111,4 +113,52 @@ func TestChains(t *testing.T) {
 			}
 		})
 	}
+}
+
+// unreadable is a space in which [lo, hi) cannot be read.
+type unreadable struct {
+	addrspace.Space
+	lo, hi addrspace.Addr
+}
+
+func (u unreadable) ReadAt(b []byte, a addrspace.Addr) (int, error) {
+	if a < u.hi && a+addrspace.Addr(len(b)) > u.lo {
+		return 0, addrspace.ErrUnreadable
+	}
+	return u.Space.ReadAt(b, a)
+}
+
+// TestUnreadableChunkWarns: a chunk in use that the walk read but the
+// scan cannot is said in a warning, since what only it points to comes
+// out leaked.
+func TestUnreadableChunkWarns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs ptrace permission (run as root)")
+	}
+	pid, _ := testprog.StartPaused(t, testprog.Build(t, "graph"))
+	p, err := ptrace.Attach(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Detach()
+	h, err := heapwalk.Walk(p, heapwalk.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := Run(p, h, Options{})
+	if len(res.Warnings) > 0 {
+		t.Fatalf("warnings of a readable heap: %q", res.Warnings)
+	}
+	// A reachable chunk with pointers, made unreadable.
+	c := &h.Chunks
+	for i := range c.Len() {
+		if res.Verdicts[i] == Reachable && !c.NoPointers(i) && c.Size(i) < 4096 {
+			res := Run(unreadable{p, c.User(i), c.User(i) + addrspace.Addr(h.Usable(i))}, h, Options{})
+			if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "could not be read during the scan") {
+				t.Errorf("chunk %v unreadable: warnings %q", c.Addr(i), res.Warnings)
+			}
+			return
+		}
+	}
+	t.Fatal("no reachable chunk with pointers")
 }
