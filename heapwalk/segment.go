@@ -263,6 +263,16 @@ func (w *walker) walkSegment(ar *Arena, start, end addrspace.Addr) {
 		}
 		return
 	}
+	chains, walkers := w.walkParts(ar, start, end, bounds, slots)
+	if warn := w.joinParts(chains, walkers, bounds, slots); warn != "" {
+		w.warnf("%s", warn)
+	}
+}
+
+// walkParts walks every part at once: the first from the segment's start,
+// the others from a guess, each into its slots of the table.
+func (w *walker) walkParts(ar *Arena, start, end addrspace.Addr, bounds []addrspace.Addr, slots []int) ([]chain, []*chainWalker) {
+	ch := &w.h.Chunks
 	chains := make([]chain, len(bounds)-1)
 	walkers := make([]*chainWalker, len(chains))
 	var wg sync.WaitGroup
@@ -288,8 +298,14 @@ func (w *walker) walkSegment(ar *Arena, start, end addrspace.Addr) {
 		}()
 	}
 	wg.Wait()
-	// Join the parts in order. The first part is exact; each next one is
-	// joined where the exact walk reaches it.
+	return chains, walkers
+}
+
+// joinParts places the parts' chunks in the table, in order: the first
+// part is exact; each next one is joined where the exact walk reaches it.
+// It returns the warning of the walk's end, if any.
+func (w *walker) joinParts(chains []chain, walkers []*chainWalker, bounds []addrspace.Addr, slots []int) string {
+	ch := &w.h.Chunks
 	w.place(&chains[0], 0)
 	x, done, warn := chains[0].next, chains[0].stopped, chains[0].warn
 	// Every walk whose limit is the segment's end stops there, so the
@@ -319,9 +335,7 @@ func (w *walker) walkSegment(ar *Arena, start, end addrspace.Addr) {
 		x, done, warn = g.next, g.stopped, g.warn
 	}
 	ch.release(ch.Len(), slots[len(slots)-1])
-	if warn != "" {
-		w.warnf("%s", warn)
-	}
+	return warn
 }
 
 // place appends the chunks of c from index j on to the table: a move
