@@ -7,11 +7,9 @@
 package bench
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,33 +34,13 @@ type bigheap struct {
 
 func startBigheap(b *testing.B, chunks int) *bigheap {
 	b.Helper()
-	root, err := testprog.ModuleRoot()
-	if err != nil {
-		b.Fatal(err)
-	}
-	builder := &testprog.Builder{SourceDir: filepath.Join(root, "testdata", "bench")}
-	b.Cleanup(func() { builder.Cleanup() })
-	bin := builder.Build(b, "bigheap")
 	skew := "1"
 	if s := os.Getenv("HEAPSIFT_BENCH_SKEW"); s != "" {
 		skew = s // bigheap's size skew: 6 makes chunks of 102 bytes on average
 	}
-	cmd := exec.Command(bin, strconv.Itoa(chunks), "64", skew)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		b.Fatalf("bigheap: %v", err)
-	}
+	cmd, line := testprog.StartBench(b, "bigheap", strconv.Itoa(chunks), "64", skew)
 	var h bigheap
-	if _, err := fmt.Sscanf(strings.TrimSpace(line), "ready %d %d %d", &h.pid, &h.leaked, &h.leakedBytes); err != nil {
+	if _, err := fmt.Sscanf(line, "ready %d %d %d", &h.pid, &h.leaked, &h.leakedBytes); err != nil {
 		b.Fatalf("bigheap said %q: %v", line, err)
 	}
 	h.chunks, h.cmd = chunks, cmd
@@ -208,30 +186,12 @@ func BenchmarkChain(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs ptrace permission (run as root)")
 	}
-	root, err := testprog.ModuleRoot()
-	if err != nil {
-		b.Fatal(err)
-	}
-	builder := &testprog.Builder{SourceDir: filepath.Join(root, "testdata", "bench")}
-	b.Cleanup(func() { builder.Cleanup() })
-	bin := builder.Build(b, "chain")
 	const nodes = 1000000
 	for _, order := range []string{"forward", "backward", "random"} {
 		b.Run(order, func(b *testing.B) {
-			cmd := exec.Command(bin, strconv.Itoa(nodes), order)
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
+			_, line := testprog.StartBench(b, "chain", strconv.Itoa(nodes), order)
 			var pid int
-			if line, err := bufio.NewReader(out).ReadString('\n'); err != nil {
-				b.Fatalf("chain: %v", err)
-			} else if _, err := fmt.Sscanf(line, "ready %d", &pid); err != nil {
+			if _, err := fmt.Sscanf(line, "ready %d", &pid); err != nil {
 				b.Fatalf("chain said %q", line)
 			}
 			p, err := ptrace.Attach(pid)

@@ -173,8 +173,8 @@ type rootPiece struct {
 }
 
 // mark marks everything reachable from the roots: the registers first,
-// then the root regions in pieces shared by the workers, and then the
-// blocks their marks queued, until no block is pending.
+// then the root regions in pieces shared by the workers, and then what
+// their marks reach, until no worker has anything left to scan.
 func (m *marker) mark() {
 	w0 := &worker{m: m}
 	for _, t := range m.s.Threads() {

@@ -1,14 +1,10 @@
 package scan
 
 import (
-	"bufio"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/heapsift/heapsift/addrspace"
@@ -66,30 +62,12 @@ func TestChains(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs ptrace permission (run as root)")
 	}
-	root, err := testprog.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	builder := &testprog.Builder{SourceDir: filepath.Join(root, "testdata", "bench")}
-	t.Cleanup(func() { builder.Cleanup() })
-	bin := builder.Build(t, "chain")
 	const nodes = 20000
 	for _, order := range []string{"forward", "backward", "random"} {
 		t.Run(order, func(t *testing.T) {
-			cmd := exec.Command(bin, strconv.Itoa(nodes), order)
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
+			_, line := testprog.StartBench(t, "chain", strconv.Itoa(nodes), order)
 			var pid int
-			if line, err := bufio.NewReader(out).ReadString('\n'); err != nil {
-				t.Fatalf("chain: %v", err)
-			} else if _, err := fmt.Sscanf(line, "ready %d", &pid); err != nil {
+			if _, err := fmt.Sscanf(line, "ready %d", &pid); err != nil {
 				t.Fatalf("chain said %q", line)
 			}
 			p, err := ptrace.Attach(pid)

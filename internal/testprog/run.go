@@ -1,6 +1,7 @@
 package testprog
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -212,4 +213,33 @@ func logTail(path string) string {
 		data = data[len(data)-600:]
 	}
 	return ": " + strings.ReplaceAll(strings.TrimSpace(string(data)), "\n", " | ")
+}
+
+// StartBench builds the benchmark program name of testdata/bench, starts
+// it with args in its own process group (which a cleanup kills), and
+// returns its cmd and the first line it prints ("ready PID ..."), with no
+// truth file: those programs report what they hold on that line.
+func StartBench(t testing.TB, name string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	root, err := ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	builder := &Builder{SourceDir: filepath.Join(root, "testdata", "bench")}
+	t.Cleanup(func() { builder.Cleanup() })
+	cmd := exec.Command(builder.Build(t, name), args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return cmd, strings.TrimSpace(line)
 }
