@@ -2,10 +2,10 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
+	"github.com/heapsift/heapsift/internal/procfs"
 	"github.com/heapsift/heapsift/ptrace"
 	"github.com/spf13/pflag"
 )
@@ -55,27 +55,10 @@ func (f *snapshotFlag) modeFor(pid int) ptrace.SnapshotMode {
 	if f.set {
 		return f.mode
 	}
-	if rssAnon(pid) >= autoForkBytes {
+	if procfs.Bytes(fmt.Sprintf("/proc/%d/status", pid), "RssAnon") >= autoForkBytes {
 		return ptrace.SnapshotFork
 	}
 	return ptrace.SnapshotDirect
-}
-
-// rssAnon returns pid's resident anonymous memory (RssAnon in
-// /proc/PID/status), or 0 when it cannot be read.
-func rssAnon(pid int) uint64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "RssAnon:"); ok {
-			var kb uint64
-			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 // verbose reports whether the command's -v flag is set.

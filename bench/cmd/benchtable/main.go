@@ -27,8 +27,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/heapsift/heapsift/internal/procfs"
 )
 
 // config is what the command line asks for.
@@ -123,14 +126,9 @@ func checkPtrace() error {
 	if os.Geteuid() == 0 {
 		return nil
 	}
-	if status, err := os.ReadFile("/proc/self/status"); err == nil {
-		for _, line := range strings.Split(string(status), "\n") {
-			var caps uint64
-			if rest, ok := strings.CutPrefix(line, "CapEff:"); ok {
-				if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%x", &caps); err == nil && caps&(1<<19) != 0 {
-					return nil // CAP_SYS_PTRACE
-				}
-			}
+	if v, ok := procfs.Field("/proc/self/status", "CapEff"); ok {
+		if caps, err := strconv.ParseUint(v, 16, 64); err == nil && caps&(1<<19) != 0 {
+			return nil // CAP_SYS_PTRACE
 		}
 	}
 	scope, err := os.ReadFile("/proc/sys/kernel/yama/ptrace_scope")

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/heapsift/heapsift/internal/procfs"
 	"github.com/heapsift/heapsift/report"
 	"golang.org/x/sys/unix"
 )
@@ -181,7 +182,7 @@ func (b *bench) size(h heapSpec) (SizeResult, error) {
 	if err != nil {
 		return s, err
 	}
-	s.HeapBytes, s.RSSAnon = hi-lo, rssAnon(t.pid)
+	s.HeapBytes, s.RSSAnon = hi-lo, procfs.Bytes(fmt.Sprintf("/proc/%d/status", t.pid), "RssAnon")
 
 	var direct, fork, core []Analysis
 	var readv, readv1, pread []float64
@@ -405,7 +406,7 @@ func (b *bench) pauseHuge(pr *Pause, req uint64) error {
 		return err
 	}
 	defer b.stopPauser(p)
-	pr.HugeBytes = anonHuge(p.pid)
+	pr.HugeBytes = procfs.Bytes(fmt.Sprintf("/proc/%d/smaps_rollup", p.pid), "AnonHugePages")
 	if pr.HugeBytes < uint64(float64(pr.HeapBytes)*0.9) {
 		pr.HugeNote = fmt.Sprintf("only %s of the heap is in huge pages (transparent huge pages off, or glibc older than 2.35): not measured", sizeStr(pr.HugeBytes))
 		return nil
@@ -422,21 +423,6 @@ func (b *bench) pauseHuge(pr *Pause, req uint64) error {
 	s := medianOf(fork)
 	pr.ForkHuge = &s
 	return nil
-}
-
-// anonHuge returns pid's anonymous memory in transparent huge pages.
-func anonHuge(pid int) uint64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "AnonHugePages:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 // pauseSample analyzes pause.c once; it leaks nothing.
@@ -581,21 +567,6 @@ func heapMapping(pid int) (lo, hi uint64, err error) {
 		}
 	}
 	return 0, 0, fmt.Errorf("pid %d has no [heap] mapping", pid)
-}
-
-// rssAnon is RssAnon of /proc/PID/status, in bytes.
-func rssAnon(pid int) uint64 {
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if rest, ok := strings.CutPrefix(line, "RssAnon:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

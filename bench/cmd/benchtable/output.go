@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"github.com/heapsift/heapsift/internal/units"
 	"io"
 	"os"
 	"os/exec"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/heapsift/heapsift/internal/procfs"
+	"github.com/heapsift/heapsift/internal/units"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,14 +42,7 @@ func machine(root string) Machine {
 			}
 		}
 	}
-	if info, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for _, line := range strings.Split(string(info), "\n") {
-			if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-				kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-				m.RAM = kb << 10
-			}
-		}
-	}
+	m.RAM = procfs.Bytes("/proc/meminfo", "MemTotal")
 	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
 		if f := strings.Fields(string(load)); len(f) >= 3 {
 			m.Load = strings.Join(f[:3], " ")
