@@ -54,6 +54,11 @@ type Heap struct {
 
 // Usable returns the usable size of chunk i (what malloc_usable_size says).
 func (h *Heap) Usable(i int) uint64 {
+	if h.Chunks.Followed(i) {
+		// Not mmapped (mmapped chunks are never followed); the size is
+		// the distance. The scan asks for every chunk it reads.
+		return h.Chunks.addr[i+1] - h.Chunks.addr[i] - 8
+	}
 	s := h.Chunks.Size(i)
 	if h.Chunks.Mmapped(i) && !h.Layout.MmapUsableMinus8 {
 		return s - 16

@@ -302,16 +302,6 @@ func (m *marker) userChunk(a uint64) int {
 	return m.lookup(a, &c)
 }
 
-// usable returns chunk i's usable size, as heapwalk.Heap.Usable does, the
-// short way for chunks followed by another.
-func (m *marker) usable(i int) uint64 {
-	if m.c.Followed(i) {
-		addr := m.c.Addrs()
-		return addr[i+1] - addr[i] - 8
-	}
-	return m.h.Usable(i)
-}
-
 // A cursor remembers where the last lookup ended: pointers found one
 // after another often point to chunks that lie one after another (arrays
 // of pointers to objects allocated in turn), and a lookup that starts
@@ -566,7 +556,7 @@ func (w *worker) scanList(list []int32) {
 			continue // marked twice: possible, then reachable
 		}
 		def := m.marked(i)&markReachable != 0
-		usable := m.usable(i)
+		usable := m.h.Usable(i)
 		switch {
 		case m.c.NoPointers(i):
 			// The walk scanned it already and found nothing.
@@ -645,7 +635,7 @@ func (w *worker) fromWindows(list []int32) []int32 {
 next:
 	for j, ci := range list {
 		u := m.c.User(int(ci))
-		ue := u + addrspace.Addr(m.usable(int(ci)))
+		ue := u + addrspace.Addr(m.h.Usable(int(ci)))
 		for x := range ws.w {
 			win := &ws.w[x]
 			if win.n > 0 && u >= win.base && ue <= win.base+addrspace.Addr(win.n) {
@@ -685,7 +675,7 @@ func (w *worker) loadWindow(i int) bool {
 		}
 	}
 	u := m.c.User(i)
-	ue := u + addrspace.Addr(m.usable(i))
+	ue := u + addrspace.Addr(m.h.Usable(i))
 	k := sort.Search(len(m.bstart), func(k int) bool { return m.bstart[k] > uint64(u) }) - 1
 	win.n, win.hits = 0, 0
 	if k < 0 || ue-u > windowSize/4 {
@@ -729,7 +719,7 @@ func (w *worker) scanChunks(list []int32) {
 		var end addrspace.Addr // where the last range ends
 		for ; n < len(list); n++ {
 			u := m.c.User(int(list[n]))
-			ue := u + addrspace.Addr(m.usable(int(list[n])))
+			ue := u + addrspace.Addr(m.h.Usable(int(list[n])))
 			join := n > 0 && u >= end && u-end <= maxGap
 			grow := int(ue - u)
 			if join {
@@ -763,7 +753,7 @@ func (w *worker) scanChunks(list []int32) {
 		}
 		for j, ci := range list[:n] {
 			u := m.c.User(int(ci))
-			usable := int(m.usable(int(ci)))
+			usable := int(m.h.Usable(int(ci)))
 			if failed {
 				// Read what can be read, range by range.
 				m.unread.Add(w.scanRange(u, u+addrspace.Addr(usable), defs[j], false))
