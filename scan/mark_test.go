@@ -18,15 +18,7 @@ import (
 // to each other, and the verdicts must not depend on how that went.
 func TestWorkersAgree(t *testing.T) {
 	testprog.EachLiveFixture(t, func(t *testing.T, _ string, pid int, truth *testprog.Truth) {
-		p, err := ptrace.Attach(pid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer p.Detach()
-		h, err := heapwalk.Walk(p, heapwalk.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		p, h := attachAndWalk(t, pid)
 		want := Run(p, h, Options{Workers: 1})
 		reported := map[uint64]string{}
 		for i, v := range want.Verdicts {
@@ -70,15 +62,7 @@ func TestChains(t *testing.T) {
 			if _, err := fmt.Sscanf(line, "ready %d", &pid); err != nil {
 				t.Fatalf("chain said %q", line)
 			}
-			p, err := ptrace.Attach(pid)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Detach()
-			h, err := heapwalk.Walk(p, heapwalk.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			p, h := attachAndWalk(t, pid)
 			for _, workers := range []int{1, 2} {
 				res := Run(p, h, Options{Workers: workers})
 				count := map[Verdict]int{}
@@ -114,15 +98,7 @@ func TestUnreadableChunkWarns(t *testing.T) {
 		t.Skip("needs ptrace permission (run as root)")
 	}
 	pid, _ := testprog.StartPaused(t, testprog.Build(t, "graph"))
-	p, err := ptrace.Attach(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Detach()
-	h, err := heapwalk.Walk(p, heapwalk.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, h := attachAndWalk(t, pid)
 	res := Run(p, h, Options{})
 	if len(res.Warnings) > 0 {
 		t.Fatalf("warnings of a readable heap: %q", res.Warnings)
@@ -139,4 +115,19 @@ func TestUnreadableChunkWarns(t *testing.T) {
 		}
 	}
 	t.Fatal("no reachable chunk with pointers")
+}
+
+// attachAndWalk attaches to pid until the test ends and walks its heap.
+func attachAndWalk(t *testing.T, pid int) (*ptrace.Process, *heapwalk.Heap) {
+	t.Helper()
+	p, err := ptrace.Attach(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Detach() })
+	h, err := heapwalk.Walk(p, heapwalk.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, h
 }
