@@ -202,7 +202,7 @@ func (p *Process) readRange(b []byte, a addrspace.Addr) (int, error) {
 				continue
 			}
 			if err == unix.ESRCH {
-				p.checkGone(true)
+				p.markGone() // process_vm_readv: no such process
 				return n, fmt.Errorf("read at %v: %w", at, ErrExited)
 			}
 			p.vmReadvFailed(err)
@@ -210,7 +210,7 @@ func (p *Process) readRange(b []byte, a addrspace.Addr) (int, error) {
 		k, err := p.readMem(b[n:], at)
 		n += k
 		if k == 0 {
-			if p.checkGone(false); p.Gone() != nil {
+			if p.checkGone(); p.Gone() != nil {
 				return n, fmt.Errorf("read at %v: %w", at, p.Gone())
 			}
 			return n, unreadable(at, err)

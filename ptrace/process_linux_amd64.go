@@ -64,18 +64,20 @@ func (p *Process) Gone() error {
 	return nil
 }
 
-// checkGone records that the process has died, when a read failed: its
-// /proc entry is gone, or it is a zombie.
-func (p *Process) checkGone(force bool) {
+// checkGone records that the process has died, when a read failed and
+// its /proc entry is gone, or it is a zombie.
+func (p *Process) checkGone() {
 	if p.gone.Load() != nil {
 		return
 	}
-	if !force {
-		st, err := readStat(procDir(p.memTID) + "/stat")
-		if err == nil && st.state != 'Z' && st.state != 'X' {
-			return
-		}
+	if st, err := readStat(procDir(p.memTID) + "/stat"); err == nil && st.state != 'Z' && st.state != 'X' {
+		return
 	}
+	p.markGone()
+}
+
+// markGone records that the process has died.
+func (p *Process) markGone() {
 	e := fmt.Errorf("pid %d died while heapsift read it: %w", p.pid, ErrExited)
 	p.gone.CompareAndSwap(nil, &e)
 }
