@@ -64,7 +64,10 @@ type Chunks struct {
 }
 
 // tableMem is memory mapped for a chunk table, unmapped once no Chunks
-// refers to it any more.
+// refers to it any more. The garbage collector does not see slices of
+// memory mapped outside its heap, so no slice of the table may leave
+// Chunks: a caller holding one after dropping the Chunks would read
+// unmapped memory.
 type tableMem struct {
 	addr, state []byte
 }
@@ -150,10 +153,6 @@ func (c *Chunks) Len() int { return len(c.addr) }
 
 // Addr returns the header address of chunk i.
 func (c *Chunks) Addr(i int) addrspace.Addr { return addrspace.Addr(c.addr[i]) }
-
-// Addrs returns every chunk's header address, in order, for lookups in
-// tight loops. The slice is the table itself: do not modify it.
-func (c *Chunks) Addrs() []uint64 { return c.addr }
 
 // User returns the pointer malloc returned for chunk i.
 func (c *Chunks) User(i int) addrspace.Addr { return addrspace.Addr(c.addr[i] + 16) }

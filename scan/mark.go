@@ -339,28 +339,28 @@ func (m *marker) lookup(a uint64, cur *cursor) int {
 		cur.block = k
 	}
 	b := &m.blocks[k]
-	addr := m.c.Addrs()
+	t := m.c
 	i := int(m.granules[b.granules+int32((q-bs[k])>>granuleShift)])
-	if j := cur.chunk; j > i && j < int(b.end) && addr[j] <= q {
+	if j := cur.chunk; j > i && j < int(b.end) && uint64(t.Addr(j)) <= q {
 		i = j
 	}
-	for i+1 < int(b.end) && addr[i+1] <= q {
+	for i+1 < int(b.end) && uint64(t.Addr(i+1)) <= q {
 		i++
 	}
 	cur.chunk = i
-	c := addr[i]
-	if q < c || m.c.State(i) != heapwalk.InUse {
+	c := uint64(t.Addr(i))
+	if q < c || t.State(i) != heapwalk.InUse {
 		return -1
 	}
 	// Most chunks are followed by the next one: their size is the
 	// distance, and only mmapped chunks (which are never followed) have
 	// another usable size.
 	var size, usable uint64
-	if m.c.Followed(i) {
-		size = addr[i+1] - c
+	if t.Followed(i) {
+		size = uint64(t.Addr(i+1)) - c
 		usable = size - 8
 	} else {
-		size = m.c.Size(i)
+		size = t.Size(i)
 		usable = m.h.Usable(i)
 	}
 	// A user area is [c+16, c+size+8) (c+size, less for some mmapped
@@ -437,14 +437,15 @@ type block struct {
 // makeBlocks splits the chunk array into blocks.
 func (m *marker) makeBlocks() {
 	c := m.c
-	addr := c.Addrs()
-	for i := 0; i < len(addr); {
-		first, start := i, addr[i]
-		prevEnd := addr[i] + c.Size(i) // where chunk j-1 ends
+	addr := func(i int) uint64 { return uint64(c.Addr(i)) }
+	count := c.Len()
+	for i := 0; i < count; {
+		first, start := i, addr(i)
+		prevEnd := addr(i) + c.Size(i) // where chunk j-1 ends
 		j := i + 1
-		for ; j < len(addr) && j-i < blockMaxChunks; j++ {
-			end := addr[j] + c.Size(j)
-			if addr[j]-prevEnd > blockMaxGap || end+8-start > blockMaxBytes {
+		for ; j < count && j-i < blockMaxChunks; j++ {
+			end := addr(j) + c.Size(j)
+			if addr(j)-prevEnd > blockMaxGap || end+8-start > blockMaxBytes {
 				break
 			}
 			prevEnd = end
@@ -470,7 +471,7 @@ func (m *marker) makeBlocks() {
 			gs := uint64(b.start) + uint64(gi)<<granuleShift
 			// The last chunk that starts at or before the granule: a
 			// lookup moves on from there.
-			for i+1 < int(b.end) && addr[i+1] <= gs {
+			for i+1 < int(b.end) && addr(i+1) <= gs {
 				i++
 			}
 			g[gi] = int32(i)

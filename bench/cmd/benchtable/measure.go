@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/heapsift/heapsift/bench/floor"
 	"github.com/heapsift/heapsift/internal/procfs"
 	"github.com/heapsift/heapsift/report"
 	"golang.org/x/sys/unix"
@@ -45,6 +46,11 @@ type SizeResult struct {
 	ReadvOneGBps float64 `json:"process_vm_readv_one_thread_gbps"`
 	ReadThreads  int     `json:"read_threads"` // how many threads read at once for ReadvGBps
 	PreadGBps    float64 `json:"pread_proc_mem_gbps"`
+	// Floor is the least work any conservative leak finder does, in GB/s
+	// of heap at each level of package floor (read, headers, words,
+	// lookups), on every CPU at once: no analysis can be faster.
+	Floor     map[string]float64 `json:"floor_gbps,omitempty"`
+	FloorNote string             `json:"floor_note,omitempty"`
 
 	Direct   Analysis  `json:"direct"`
 	Fork     Analysis  `json:"fork"`
@@ -186,6 +192,11 @@ func (b *bench) size(h heapSpec) (SizeResult, error) {
 
 	var direct, fork, core []Analysis
 	var readv, readv1, pread []float64
+	floors := map[string][]float64{}
+	fh, err := floor.Load(t.pid, lo, hi)
+	if err != nil {
+		s.FloorNote = err.Error()
+	}
 	for run := 0; run < b.cfg.runs; run++ {
 		rv1, rvAll, pr, err := readCeiling(t.pid, lo, hi)
 		if err != nil {
@@ -193,6 +204,16 @@ func (b *bench) size(h heapSpec) (SizeResult, error) {
 		}
 		rv := max(rv1, rvAll)
 		readv, readv1, pread = append(readv, rv), append(readv1, rv1), append(pread, pr)
+		if fh != nil {
+			b.logf("%s: run %d: the floor", sizeStr(req), run+1)
+			best, err := fh.Best(3)
+			if err != nil {
+				return s, err
+			}
+			for _, l := range floor.Levels() {
+				floors[l.String()] = append(floors[l.String()], best[l])
+			}
+		}
 		b.logf("%s: run %d: read limit %.2f GB/s; heapsift leaks --snapshot=direct", sizeStr(req), run+1, rv)
 		direct = append(direct, b.liveAnalysis(t, "direct", rv))
 		if b.ctx.Err() != nil {
@@ -218,6 +239,12 @@ func (b *bench) size(h heapSpec) (SizeResult, error) {
 		core = append(core, a)
 	}
 	s.ReadvGBps, s.ReadvOneGBps, s.PreadGBps = median(readv), median(readv1), median(pread)
+	if len(floors) > 0 {
+		s.Floor = map[string]float64{}
+		for l, v := range floors {
+			s.Floor[l] = median(v)
+		}
+	}
 	s.ReadThreads = runtime.GOMAXPROCS(0)
 	s.Direct, s.Fork = medianOf(direct), medianOf(fork)
 	if len(core) > 0 {

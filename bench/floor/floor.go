@@ -1,0 +1,224 @@
+// Package floor measures the least work that any conservative leak finder
+// must do on a live process's heap, whatever its design: read every byte
+// once, follow the chunk headers, test every word, and look up every word
+// that might be a pointer. It gives a lower bound on the time of an
+// analysis on this machine, so that a throughput goal can be judged
+// against what is possible at all, not only against the speed of reading.
+//
+// The floor leaves out everything an analysis needs beyond that one pass:
+// a table of the chunks, marks, following pointers to chunks read earlier
+// (which needs a second read or a store of every pointer), roots,
+// classification and the report.
+package floor
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Level is how much of the work a pass does; each level adds a step to the
+// one before.
+type Level int
+
+const (
+	// Read reads the whole heap once, a piece at a time.
+	Read Level = iota
+	// Headers also follows the chain of chunk headers: the least a heap
+	// walk does.
+	Headers
+	// Words also tests every word of every chunk against the heap's
+	// bounds: the least a scan does to find what might be a pointer.
+	Words
+	// Lookups also looks every such word up in a bitmap of chunk starts
+	// (one bit per 16 bytes): the least a scan does to tell a pointer to
+	// a chunk from other data.
+	Lookups
+	numLevels
+)
+
+var levelNames = [numLevels]string{"read", "headers", "words", "lookups"}
+
+func (l Level) String() string { return levelNames[l] }
+
+// Levels lists every level, in order.
+func Levels() []Level { return []Level{Read, Headers, Words, Lookups} }
+
+// PieceSize is how much of the heap one read takes: heapsift's walk reads
+// the same, small enough to stay in a CPU's cache while it is parsed.
+const PieceSize = 256 << 10
+
+// Heap is the main arena's heap ([heap]) of a stopped process, walked
+// once: where its chunks start, and the shares its CPUs take.
+type Heap struct {
+	pid    int
+	lo, hi uint64   // the [heap] mapping
+	starts []uint64 // bitmap: a chunk header starts at lo+16*bit
+	shares []uint64 // the first chunk of each CPU's share, then the top chunk
+	chunks int      // chunks before the top chunk
+}
+
+// Load walks the heap [lo, hi) of pid (its [heap] mapping) once, in
+// order, to know where its chunks start, and splits it into one share per
+// CPU. The process must stay stopped while the Heap is used.
+func Load(pid int, lo, hi uint64) (*Heap, error) {
+	h := &Heap{pid: pid, lo: lo, hi: hi, starts: make([]uint64, (hi-lo)/16/64+1)}
+	buf := make([]byte, 4<<20)
+	var base, n uint64 // what buf holds
+	var addrs []uint64 // every 4096th chunk, to split the heap
+	c := lo
+	for c+16 <= hi {
+		if c+16 > base+n || c < base {
+			base, n = c&^4095, min(uint64(len(buf)), hi-c&^4095)
+			if err := read(pid, buf[:n], base); err != nil {
+				return nil, err
+			}
+		}
+		size := binary.LittleEndian.Uint64(buf[c+8-base:]) &^ 7
+		if size < 16 || size%16 != 0 || size > hi-c {
+			return nil, fmt.Errorf("no chunk header at %#x (size field %#x): not a glibc heap", c, size)
+		}
+		if c+size >= hi-16 { // the top chunk ends the heap
+			break
+		}
+		g := (c - lo) / 16
+		h.starts[g/64] |= 1 << (g % 64)
+		if h.chunks%4096 == 0 {
+			addrs = append(addrs, c)
+		}
+		h.chunks++
+		c += size
+	}
+	if h.chunks == 0 {
+		return nil, errors.New("empty heap")
+	}
+	cpus := runtime.GOMAXPROCS(0)
+	for k := range cpus {
+		h.shares = append(h.shares, addrs[len(addrs)*k/cpus])
+	}
+	h.shares = append(h.shares, c)
+	return h, nil
+}
+
+// Chunks returns how many chunks the heap holds, its top chunk left out.
+func (h *Heap) Chunks() int { return h.chunks }
+
+// Bytes returns the size of the heap.
+func (h *Heap) Bytes() uint64 { return h.hi - h.lo }
+
+// Run does one pass at the given level over the whole heap, a share per
+// CPU at once, and returns what it found (words within the heap's bounds,
+// or pointers to chunk starts) and how long it took. What it finds is
+// returned so that no step can be left out by the compiler.
+func (h *Heap) Run(level Level) (found uint64, took time.Duration, err error) {
+	var wg sync.WaitGroup
+	shares := len(h.shares) - 1
+	counts, errs := make([]uint64, shares), make([]error, shares)
+	t0 := time.Now()
+	for k := range shares {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			counts[k], errs[k] = h.share(level, h.shares[k], h.shares[k+1])
+		}()
+	}
+	wg.Wait()
+	took = time.Since(t0)
+	for _, n := range counts {
+		found += n
+	}
+	return found, took, errors.Join(errs...)
+}
+
+// Best returns the best throughput of passes runs at each level, in GB/s
+// of heap (10^9 bytes per second).
+func (h *Heap) Best(passes int) ([numLevels]float64, error) {
+	var best [numLevels]float64
+	for _, l := range Levels() {
+		for range passes {
+			_, took, err := h.Run(l)
+			if err != nil {
+				return best, err
+			}
+			best[l] = max(best[l], float64(h.Bytes())/took.Seconds()/1e9)
+		}
+	}
+	return best, nil
+}
+
+// share does one pass over the chunks from first up to stop.
+func (h *Heap) share(level Level, first, stop uint64) (uint64, error) {
+	buf := make([]byte, PieceSize)
+	lo, span := h.lo, h.hi-h.lo
+	starts := h.starts
+	var found uint64
+	c := first
+	for base := first &^ 4095; base < stop; base += PieceSize {
+		n := min(PieceSize, h.hi-base)
+		if err := read(h.pid, buf[:n], base); err != nil {
+			return found, err
+		}
+		if level == Read {
+			found += uint64(buf[0])
+			continue
+		}
+		// Follow the headers in this piece. The part of a chunk that lies
+		// in the next piece is left out: a floor may do less, never more.
+		for c+16 <= base+n && c < stop {
+			size := binary.LittleEndian.Uint64(buf[c+8-base:]) &^ 7
+			if size < 16 {
+				return found, fmt.Errorf("no chunk header at %#x: the heap changed", c)
+			}
+			if level >= Words {
+				ue := min(c+size+8, base+n)
+				ws := words(buf[c+16-base : ue-base])
+				if level == Words {
+					for _, v := range ws {
+						found += b2u(v-lo-16 < span-16)
+					}
+				} else {
+					for _, v := range ws {
+						if v-lo-16 < span-16 {
+							g := (v - lo - 16) / 16
+							found += starts[g/64] >> (g % 64) & 1
+						}
+					}
+				}
+			}
+			c += size
+		}
+	}
+	return found, nil
+}
+
+// b2u is 1 for true and 0 for false, without a branch.
+func b2u(b bool) uint64 {
+	var u uint64
+	if b {
+		u = 1
+	}
+	return u
+}
+
+// words returns b's whole 8-byte words, in place.
+func words(b []byte) []uint64 {
+	if len(b) < 8 {
+		return nil
+	}
+	return unsafe.Slice((*uint64)(unsafe.Pointer(&b[0])), len(b)/8)
+}
+
+func read(pid int, buf []byte, a uint64) error {
+	local := []unix.Iovec{{Base: &buf[0], Len: uint64(len(buf))}}
+	remote := []unix.RemoteIovec{{Base: uintptr(a), Len: len(buf)}}
+	if _, err := unix.ProcessVMReadv(pid, local, remote, 0); err != nil {
+		return fmt.Errorf("process_vm_readv of pid %d at %#x: %w", pid, a, err)
+	}
+	return nil
+}
