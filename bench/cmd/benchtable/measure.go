@@ -206,7 +206,7 @@ func (b *bench) size(h heapSpec) (SizeResult, error) {
 		readv, readv1, pread = append(readv, rv), append(readv1, rv1), append(pread, pr)
 		if fh != nil {
 			b.logf("%s: run %d: the floor", sizeStr(req), run+1)
-			best, err := fh.Best(3)
+			best, err := fh.Best(5)
 			if err != nil {
 				return s, err
 			}

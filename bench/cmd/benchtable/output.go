@@ -99,7 +99,7 @@ func writeText(w io.Writer, r *Result) {
 			fmt.Fprintf(w, "\ngcore: %s\n", s.CoreNote)
 		}
 		if f := s.Floor; f != nil {
-			fmt.Fprintf(w, "\nFloor (bench/floor: one pass of the least work any conservative scanner does, %d CPUs at once, 256 KiB reads, best of 3): "+
+			fmt.Fprintf(w, "\nFloor (bench/floor: one pass of the least work any conservative scanner does, %d CPUs at once, 256 KiB reads, best of 5): "+
 				"read %.2f GB/s; + follow the chunk headers %.2f; + test every word %.2f; + look up every possible pointer %.2f GB/s. "+
 				"heapsift --snapshot=direct reaches %.0f%% of the last.\n",
 				s.ReadThreads, f["read"], f["headers"], f["words"], f["lookups"], 100*s.Direct.GBps/f["lookups"])
