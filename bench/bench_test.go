@@ -48,6 +48,19 @@ func startBigheap(b *testing.B, chunks int) *bigheap {
 	return &h
 }
 
+// attachBigheap starts a generator and attaches to it until the benchmark
+// ends.
+func attachBigheap(b *testing.B, chunks int) (*bigheap, *ptrace.Process) {
+	b.Helper()
+	h := startBigheap(b, chunks)
+	p, err := ptrace.Attach(h.pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { p.Detach() })
+	return h, p
+}
+
 func chunkCounts() []int {
 	if s := os.Getenv("HEAPSIFT_BENCH_CHUNKS"); s != "" {
 		var out []int
@@ -127,12 +140,7 @@ func BenchmarkPhases(b *testing.B) {
 	}
 	for _, n := range chunkCounts() {
 		b.Run(fmt.Sprintf("chunks=%d", n), func(b *testing.B) {
-			h := startBigheap(b, n)
-			p, err := ptrace.Attach(h.pid)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Detach()
+			_, p := attachBigheap(b, n)
 			hp, err := heapwalk.Walk(p, heapwalk.Options{})
 			if err != nil {
 				b.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/heapsift/heapsift/bench/floor"
-	"github.com/heapsift/heapsift/ptrace"
 )
 
 // BenchmarkFloor measures the least work that any conservative leak
@@ -22,12 +21,7 @@ func BenchmarkFloor(b *testing.B) {
 	}
 	for _, n := range chunkCounts() {
 		b.Run(fmt.Sprintf("chunks=%d", n), func(b *testing.B) {
-			h := startBigheap(b, n)
-			p, err := ptrace.Attach(h.pid)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Detach()
+			h, _ := attachBigheap(b, n)
 			lo, hi := heapRange(b, h.pid)
 			fh, err := floor.Load(h.pid, lo, hi)
 			if err != nil {

@@ -4,30 +4,22 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/heapsift/heapsift/bench/floor"
 )
 
 // heapRange returns the [heap] mapping of pid.
 func heapRange(b *testing.B, pid int) (lo, hi uint64) {
 	b.Helper()
-	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	lo, hi, err := floor.HeapMapping(pid)
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, line := range strings.Split(string(maps), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 6 && f[5] == "[heap]" {
-			if _, err := fmt.Sscanf(f[0], "%x-%x", &lo, &hi); err == nil {
-				return lo, hi
-			}
-		}
-	}
-	b.Fatal("no [heap]")
-	return 0, 0
+	return lo, hi
 }
 
 // BenchmarkReadCeiling measures how fast another process's heap can be

@@ -15,7 +15,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -104,6 +106,22 @@ func Load(pid int, lo, hi uint64) (*Heap, error) {
 	}
 	h.shares = append(h.shares, c)
 	return h, nil
+}
+
+// HeapMapping returns pid's [heap] mapping: the main arena's heap.
+func HeapMapping(pid int) (lo, hi uint64, err error) {
+	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(maps), "\n") {
+		if f := strings.Fields(line); len(f) == 6 && f[5] == "[heap]" {
+			if _, err := fmt.Sscanf(f[0], "%x-%x", &lo, &hi); err == nil {
+				return lo, hi, nil
+			}
+		}
+	}
+	return 0, 0, fmt.Errorf("pid %d has no [heap] mapping", pid)
 }
 
 // Chunks returns how many chunks the heap holds, its top chunk left out.

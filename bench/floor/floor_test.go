@@ -22,7 +22,10 @@ func TestFloorCountsTheTree(t *testing.T) {
 	const nodes, detach = 20000, 16
 	cmd, line := testprog.StartBench(t, "bigheap", fmt.Sprint(nodes), fmt.Sprint(detach), "1")
 	pid := cmd.Process.Pid
-	lo, hi := heapOf(t, pid)
+	lo, hi, err := HeapMapping(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
 	h, err := Load(pid, lo, hi)
 	if errors.Is(err, unix.EPERM) {
 		t.Skipf("no permission to read process %d: %v", pid, err)
@@ -74,22 +77,4 @@ func TestFloorRefusesOtherMemory(t *testing.T) {
 		t.Errorf("Load of 0xff bytes: %v, want an error saying it is not a glibc heap", err)
 	}
 	runtime.KeepAlive(buf)
-}
-
-// heapOf returns pid's [heap] mapping.
-func heapOf(t *testing.T, pid int) (lo, hi uint64) {
-	t.Helper()
-	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(maps), "\n") {
-		if f := strings.Fields(line); len(f) == 6 && f[5] == "[heap]" {
-			if _, err := fmt.Sscanf(f[0], "%x-%x", &lo, &hi); err == nil {
-				return lo, hi
-			}
-		}
-	}
-	t.Fatal("no [heap]")
-	return 0, 0
 }

@@ -184,7 +184,7 @@ func (b *bench) size(h heapSpec) (SizeResult, error) {
 	}
 	defer b.procs.stop(t.cmd)
 	s.LeakedChunks, s.LeakedBytes = t.leakedChunks, t.leakedBytes
-	lo, hi, err := heapMapping(t.pid)
+	lo, hi, err := floor.HeapMapping(t.pid)
 	if err != nil {
 		return s, err
 	}
@@ -392,7 +392,7 @@ func (b *bench) pauseAt(req uint64) (Pause, error) {
 		return pr, err
 	}
 	defer b.stopPauser(p)
-	if lo, hi, err := heapMapping(p.pid); err == nil {
+	if lo, hi, err := floor.HeapMapping(p.pid); err == nil {
 		pr.HeapBytes = hi - lo
 	}
 	pr.Chunks = p.stat(statChunks)
@@ -578,22 +578,6 @@ func readCeiling(pid int, lo, hi uint64) (readv1, readvAll, pread float64, err e
 		return 0, 0, 0, fmt.Errorf("pread of /proc/%d/mem: %w", pid, err)
 	}
 	return readv1, readvAll, pread, nil
-}
-
-// heapMapping returns pid's [heap] mapping.
-func heapMapping(pid int) (lo, hi uint64, err error) {
-	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, line := range strings.Split(string(maps), "\n") {
-		if f := strings.Fields(line); len(f) == 6 && f[5] == "[heap]" {
-			if _, err := fmt.Sscanf(f[0], "%x-%x", &lo, &hi); err == nil {
-				return lo, hi, nil
-			}
-		}
-	}
-	return 0, 0, fmt.Errorf("pid %d has no [heap] mapping", pid)
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
