@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/heapsift/heapsift/addrspace"
+	"github.com/heapsift/heapsift/internal/par"
 )
 
 // State says what a chunk is, in glibc's terms.
@@ -179,7 +180,25 @@ func (c *Chunks) State(i int) State { return c.state[i] }
 // that could point into a chunk (so scanning it can find nothing).
 func (c *Chunks) NoPointers(i int) bool { return c.noPtr.get(i) }
 
-func (c *Chunks) setNoPointers(i int, v bool) { c.noPtr.set(i, v) }
+// settleNoPointers moves the walk's noPtrMark out of every chunk's state
+// into the noPtr bits, on every CPU: the heap has tens of millions of
+// chunks. It runs once, when every segment has been walked.
+func (c *Chunks) settleNoPointers() {
+	n := len(c.state)
+	if len(c.noPtr) < (n+63)/64 {
+		c.noPtr = append(c.noPtr, make(bits, (n+63)/64-len(c.noPtr))...)
+	}
+	// par.Grain is a multiple of 64: no two ranges share a word of bits.
+	par.Ranges(n, func(_, lo, hi int) {
+		st := c.state[lo:hi]
+		for k := range st {
+			if st[k]&noPtrMark != 0 {
+				st[k] &^= noPtrMark
+				c.noPtr[(lo+k)>>6] |= 1 << (uint(lo+k) & 63)
+			}
+		}
+	})
+}
 
 // Mmapped reports whether chunk i is an mmapped chunk.
 func (c *Chunks) Mmapped(i int) bool { return c.mm.get(i) }

@@ -339,19 +339,12 @@ func (w *walker) joinParts(chains []chain, walkers []*chainWalker, bounds []addr
 }
 
 // place appends the chunks of c from index j on to the table: a move
-// within the table's own memory when c was walked there.
+// within the table's own memory when c was walked there. Their states keep
+// noPtrMark until settleNoPointers.
 func (w *walker) place(c *chain, j int) {
 	ch := &w.h.Chunks
 	if j >= len(c.addr) {
 		return
 	}
-	first := ch.Len()
 	ch.appendRun(c.addr[j:], c.state[j:], c.lastSize)
-	st := ch.state[first:]
-	for i := len(st) - 1; i >= 0; i-- { // from the end: the bit set grows once
-		if st[i]&noPtrMark != 0 {
-			st[i] &^= noPtrMark
-			ch.setNoPointers(first+i, true)
-		}
-	}
 }

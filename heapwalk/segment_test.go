@@ -35,6 +35,7 @@ func walkFake(t *testing.T, f *fakeSpace, start, end, top uint64, parts int, min
 	w.walkSegment(ar, addrspace.Addr(start), addrspace.Addr(end))
 	c := &w.h.Chunks
 	c.seal()
+	c.settleNoPointers()
 	var ws walkedSegment
 	for i := range c.Len() {
 		ws.addr = append(ws.addr, uint64(c.Addr(i)))

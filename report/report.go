@@ -12,6 +12,7 @@ import (
 
 	"github.com/heapsift/heapsift/addrspace"
 	"github.com/heapsift/heapsift/heapwalk"
+	"github.com/heapsift/heapsift/internal/par"
 	"github.com/heapsift/heapsift/scan"
 )
 
@@ -116,6 +117,51 @@ type Options struct {
 	MaxStrings int
 }
 
+// summarize totals the verdicts of every chunk in use, on every CPU (a
+// heap has tens of millions of chunks), and returns the indices of the
+// chunks in use that are not reachable, in order: the ones to group.
+func summarize(h *heapwalk.Heap, verdicts []scan.Verdict) (Summary, []int) {
+	type part struct {
+		sum    Summary
+		others []int
+	}
+	parts := make([]part, (len(verdicts)+par.Grain-1)/par.Grain)
+	par.Ranges(len(verdicts), func(_, lo, hi int) {
+		p := &parts[lo/par.Grain]
+		for i, v := range verdicts[lo:hi] {
+			if v == scan.NotUser {
+				continue
+			}
+			i += lo
+			usable := h.Usable(i)
+			p.sum.InUse.add(usable)
+			switch v {
+			case scan.Reachable:
+				p.sum.Reachable.add(usable)
+				continue
+			case scan.Possible:
+				p.sum.Possible.add(usable)
+			case scan.Definite:
+				p.sum.Definite.add(usable)
+			case scan.Indirect:
+				p.sum.Indirect.add(usable)
+			}
+			p.others = append(p.others, i)
+		}
+	})
+	var sum Summary
+	var others []int
+	for _, p := range parts {
+		for _, c := range []struct{ to, from *Count }{{&sum.InUse, &p.sum.InUse}, {&sum.Definite, &p.sum.Definite},
+			{&sum.Indirect, &p.sum.Indirect}, {&sum.Possible, &p.sum.Possible}, {&sum.Reachable, &p.sum.Reachable}} {
+			c.to.Chunks += c.from.Chunks
+			c.to.Bytes += c.from.Bytes
+		}
+		others = append(others, p.others...)
+	}
+	return sum, others
+}
+
 // fingerprintBytes is how much of a chunk's start shapes its fingerprint.
 const fingerprintBytes = 64
 
@@ -146,23 +192,10 @@ func Build(s addrspace.Space, h *heapwalk.Heap, res *scan.Result, opt Options) *
 	}
 	groups := map[key]*Group{}
 	var order []key
-	for i, v := range res.Verdicts {
-		if v == scan.NotUser {
-			continue
-		}
-		usable := h.Usable(i)
-		rep.Summary.InUse.add(usable)
-		switch v {
-		case scan.Reachable:
-			rep.Summary.Reachable.add(usable)
-			continue
-		case scan.Possible:
-			rep.Summary.Possible.add(usable)
-		case scan.Definite:
-			rep.Summary.Definite.add(usable)
-		case scan.Indirect:
-			rep.Summary.Indirect.add(usable)
-		}
+	var others []int
+	rep.Summary, others = summarize(h, res.Verdicts)
+	for _, i := range others {
+		v, usable := res.Verdicts[i], h.Usable(i)
 		head := make([]byte, min(usable, 256))
 		if _, err := s.ReadAt(head, c.User(i)); err != nil {
 			head = nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/heapsift/heapsift/addrspace"
 	"github.com/heapsift/heapsift/heapwalk"
+	"github.com/heapsift/heapsift/internal/par"
 )
 
 // Verdict is what the scan concluded about one chunk.
@@ -139,16 +140,18 @@ func Run(s addrspace.Space, h *heapwalk.Heap, opt Options) *Result {
 	m.res.Roots = Roots(s, h)
 	m.mark()
 	m.v = make([]Verdict, c.Len())
-	for i := range m.v {
-		switch {
-		case c.State(i) != heapwalk.InUse:
-			m.v[i] = NotUser
-		case m.marked(i)&markReachable != 0:
-			m.v[i] = Reachable
-		case m.marked(i) != 0:
-			m.v[i] = Possible
+	par.Ranges(len(m.v), func(_, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			switch mk := m.marked(i); {
+			case c.State(i) != heapwalk.InUse:
+				m.v[i] = NotUser
+			case mk&markReachable != 0:
+				m.v[i] = Reachable
+			case mk != 0:
+				m.v[i] = Possible
+			}
 		}
-	}
+	})
 	m.marks = nil
 	m.classifyLeaks(&worker{m: m})
 	m.res.Verdicts = m.v
@@ -434,25 +437,18 @@ type block struct {
 	granules    int32 // where its granule index starts in marker.granules
 }
 
-// makeBlocks splits the chunk array into blocks.
+// makeBlocks splits the chunk array into blocks and indexes their
+// granules, on every CPU: a part of the array per worker, each split on its
+// own (a block never spans two parts, which costs nothing), then the
+// granules of every block.
 func (m *marker) makeBlocks() {
-	c := m.c
-	addr := func(i int) uint64 { return uint64(c.Addr(i)) }
-	count := c.Len()
-	for i := 0; i < count; {
-		first, start := i, addr(i)
-		prevEnd := addr(i) + c.Size(i) // where chunk j-1 ends
-		j := i + 1
-		for ; j < count && j-i < blockMaxChunks; j++ {
-			end := addr(j) + c.Size(j)
-			if addr(j)-prevEnd > blockMaxGap || end+8-start > blockMaxBytes {
-				break
-			}
-			prevEnd = end
-		}
-		m.blocks = append(m.blocks, block{first: int32(first), end: int32(j), start: addrspace.Addr(start),
-			stop: addrspace.Addr(prevEnd + 8)})
-		i = j
+	count := m.c.Len()
+	parts := make([][]block, (count+par.Grain-1)/par.Grain)
+	par.Ranges(count, func(_, lo, hi int) {
+		parts[lo/par.Grain] = m.blocksOf(lo, hi)
+	})
+	for _, p := range parts {
+		m.blocks = append(m.blocks, p...)
 	}
 	m.bstart = make([]uint64, len(m.blocks))
 	n := 0
@@ -463,19 +459,48 @@ func (m *marker) makeBlocks() {
 		n += int((b.stop-b.start-1)>>granuleShift) + 1
 	}
 	m.granules = make([]int32, n) // each: the last chunk of its block that starts at or before the granule
-	for k := range m.blocks {
-		b := &m.blocks[k]
-		g := m.granules[b.granules:]
-		i := int(b.first)
-		for gi := range int((b.stop-b.start-1)>>granuleShift) + 1 {
-			gs := uint64(b.start) + uint64(gi)<<granuleShift
-			// The last chunk that starts at or before the granule: a
-			// lookup moves on from there.
-			for i+1 < int(b.end) && addr(i+1) <= gs {
-				i++
-			}
-			g[gi] = int32(i)
+	par.Ranges(len(m.blocks), func(_, lo, hi int) {
+		for k := lo; k < hi; k++ {
+			m.indexGranules(&m.blocks[k])
 		}
+	})
+}
+
+// blocksOf splits chunks [first, end) into blocks.
+func (m *marker) blocksOf(first, end int) []block {
+	c := m.c
+	addr := func(i int) uint64 { return uint64(c.Addr(i)) }
+	var out []block
+	for i := first; i < end; {
+		start := addr(i)
+		prevEnd := addr(i) + c.Size(i) // where chunk j-1 ends
+		j := i + 1
+		for ; j < end && j-i < blockMaxChunks; j++ {
+			e := addr(j) + c.Size(j)
+			if addr(j)-prevEnd > blockMaxGap || e+8-start > blockMaxBytes {
+				break
+			}
+			prevEnd = e
+		}
+		out = append(out, block{first: int32(i), end: int32(j), start: addrspace.Addr(start),
+			stop: addrspace.Addr(prevEnd + 8)})
+		i = j
+	}
+	return out
+}
+
+// indexGranules fills block b's granule index: for each granule, the last
+// chunk of the block that starts at or before it, where a lookup moves on
+// from.
+func (m *marker) indexGranules(b *block) {
+	g := m.granules[b.granules:]
+	i := int(b.first)
+	for gi := range int((b.stop-b.start-1)>>granuleShift) + 1 {
+		gs := b.start + addrspace.Addr(gi)<<granuleShift
+		for i+1 < int(b.end) && m.c.Addr(i+1) <= gs {
+			i++
+		}
+		g[gi] = int32(i)
 	}
 }
 
