@@ -62,6 +62,11 @@ type Chunks struct {
 	// mem, when the table was reserved, owns the memory that addr and
 	// state use (see reserve).
 	mem *tableMem
+	// runs and groupOff are the pointer cache (see pointers.go): the
+	// cached words of each chain placed, and per 64 chunks where their
+	// words start.
+	runs     []edgeRun
+	groupOff []uint64
 }
 
 // tableMem is memory mapped for a chunk table, unmapped once no Chunks
@@ -70,7 +75,7 @@ type Chunks struct {
 // Chunks: a caller holding one after dropping the Chunks would read
 // unmapped memory.
 type tableMem struct {
-	addr, state []byte
+	addr, state, words []byte
 }
 
 // reserve maps room for n chunks outside the Go heap, as memory that
@@ -93,13 +98,36 @@ func (c *Chunks) reserve(n int) {
 		unix.Munmap(a)
 		return
 	}
-	c.mem = &tableMem{a, s}
+	// Room for the pointer cache: edgeBudget words per slot.
+	wd, err := unix.Mmap(-1, 0, 4*(edgeBudget(n)+1), unix.PROT_READ|unix.PROT_WRITE, flags)
+	if err != nil {
+		unix.Munmap(a)
+		unix.Munmap(s)
+		return
+	}
+	c.mem = &tableMem{a, s, wd}
 	c.addr = unsafe.Slice((*uint64)(unsafe.Pointer(&a[0])), n)[:0]
 	c.state = unsafe.Slice((*State)(unsafe.Pointer(&s[0])), n)[:0]
 	runtime.AddCleanup(c.mem, func(m tableMem) {
 		unix.Munmap(m.addr)
 		unix.Munmap(m.state)
+		unix.Munmap(m.words)
 	}, *c.mem)
+}
+
+// wordRoom returns the room for the cached words of the chunks that go to
+// table slots [from, to), and whether there is such room (else the words
+// grow as a slice).
+func (c *Chunks) wordRoom(from, to int) ([]uint32, bool) {
+	if c.mem == nil {
+		return nil, false
+	}
+	all := unsafe.Slice((*uint32)(unsafe.Pointer(&c.mem.words[0])), len(c.mem.words)/4)
+	lo, hi := edgeBudget(from), min(edgeBudget(to), len(all))
+	if lo >= hi {
+		return nil, false
+	}
+	return all[lo:lo:hi], true
 }
 
 // release gives the pages of table slots [from, to) back to the system:
@@ -174,7 +202,7 @@ func (c *Chunks) Size(i int) uint64 {
 func (c *Chunks) Followed(i int) bool { return i+1 < len(c.addr) && !c.ends.get(i) }
 
 // State returns the state of chunk i.
-func (c *Chunks) State(i int) State { return c.state[i] }
+func (c *Chunks) State(i int) State { return c.state[i] & stateMask }
 
 // NoPointers reports whether the walk found that chunk i holds no word
 // that could point into a chunk (so scanning it can find nothing).

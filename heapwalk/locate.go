@@ -26,6 +26,10 @@ type Options struct {
 	// Progress, when set, counts the bytes of heap read so far, for a
 	// progress display running in another goroutine.
 	Progress *atomic.Uint64
+	// NoPointerCache makes the walk keep no chunk's pointers for the
+	// scan, which then reads every chunk that may hold one again: for
+	// comparisons.
+	NoPointerCache bool
 
 	// parts and minPart override how many goroutines walk one heap
 	// segment and how small a part may be, for tests.

@@ -51,6 +51,12 @@ type chain struct {
 	lastSize uint64 // the size of the last chunk in addr
 	stopped  bool   // the chain ended before its limit (top, a heap's end, an error)
 	warn     string // why, when that deserves a warning
+	// words are the cached pointers of its chunks (see cachePointers),
+	// relative to base; roomy says they are written in the table's
+	// room, which they must not outgrow.
+	words []uint32
+	base  uint64
+	roomy bool
 }
 
 // chainWalker walks chains of one segment.
@@ -101,7 +107,7 @@ func (cw *chainWalker) peek(a addrspace.Addr) (uint64, error) {
 // PREV_INUSE bit has settled the state of the chunk before it.
 func (cw *chainWalker) walk(c, limit addrspace.Addr, out *chain, join []uint64) int {
 	ar, end, top := cw.ar, cw.end, cw.ar.Top
-	cand := &cw.w.cand
+	out.base = uint64(cw.start) &^ 15
 	prev := -1 // index of the previous chunk, whose state waits for our P bit
 	for c+16 <= end {
 		if !cw.has(c + 8) {
@@ -116,8 +122,8 @@ func (cw *chainWalker) walk(c, limit addrspace.Addr, out *chain, join []uint64) 
 		pend := base + addrspace.Addr(len(buf))
 		for c+16 <= end && c+16 <= pend {
 			hdr := binary.LittleEndian.Uint64(buf[c+8-base:])
-			if prev >= 0 && hdr&1 == 0 && out.state[prev]&^noPtrMark == InUse {
-				out.state[prev] = FreeOther
+			if prev >= 0 && hdr&1 == 0 && out.state[prev]&stateMask == InUse {
+				out.state[prev] = out.state[prev]&^stateMask | FreeOther
 			}
 			if c >= limit {
 				out.next = c
@@ -156,11 +162,11 @@ func (cw *chainWalker) walk(c, limit addrspace.Addr, out *chain, join []uint64) 
 			prev = len(out.addr) - 1
 			if st == Fencepost {
 				prev = -1
-			} else if e := c + addrspace.Addr(size) + 8; e <= pend && !cand.any(buf[c+16-base:e-base]) {
-				// The chunk's user data lies wholly in this piece and
-				// holds no word that could point into a chunk: the scan
-				// need not read it.
-				out.state[prev] |= noPtrMark
+			} else if e := c + addrspace.Addr(size) + 8; e <= pend {
+				// The chunk's user data lies wholly in this piece: when
+				// it holds no word that could point into a chunk, or its
+				// words are cached, the scan need not read it.
+				out.state[prev] |= cw.cachePointers(buf[c+16-base:e-base], c+16, out)
 			}
 			c += addrspace.Addr(size)
 		}
@@ -256,6 +262,7 @@ func (w *walker) walkSegment(ar *Arena, start, end addrspace.Addr) {
 		var out chain
 		out.addr, out.state = ch.room()
 		out.addr, out.state = out.addr[:0], out.state[:0]
+		out.words, out.roomy = ch.wordRoom(ch.Len(), cap(ch.addr))
 		cw.walk(start, end, &out, nil)
 		w.place(&out, 0)
 		if out.warn != "" {
@@ -283,6 +290,7 @@ func (w *walker) walkParts(ar *Arena, start, end addrspace.Addr, bounds []addrsp
 		a, s := ch.room()
 		lo, hi := slots[k]-ch.Len(), slots[k+1]-ch.Len()
 		out.addr, out.state = a[lo:lo:hi], s[lo:lo:hi]
+		out.words, out.roomy = ch.wordRoom(slots[k], slots[k+1])
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -345,6 +353,15 @@ func (w *walker) place(c *chain, j int) {
 	ch := &w.h.Chunks
 	if j >= len(c.addr) {
 		return
+	}
+	// The words of the chunks before j are not placed. (Count them
+	// first: the move may overwrite those chunks.)
+	skip := 0
+	for _, st := range c.state[:j] {
+		skip += int(st & countMask >> countShift)
+	}
+	if skip < len(c.words) {
+		ch.runs = append(ch.runs, edgeRun{lo: c.addr[j], base: c.base, words: c.words[skip:]})
 	}
 	ch.appendRun(c.addr[j:], c.state[j:], c.lastSize)
 }

@@ -22,6 +22,7 @@ type walkedSegment struct {
 	addr, size []uint64
 	state      []State
 	warnings   []string
+	cached     int // chunks whose pointers the walk cached
 }
 
 // walkFake walks the fake heap [start, end) with top at top, in the
@@ -36,8 +37,23 @@ func walkFake(t *testing.T, f *fakeSpace, start, end, top uint64, parts int, min
 	c := &w.h.Chunks
 	c.seal()
 	c.settleNoPointers()
+	if !c.indexPointers() {
+		t.Errorf("%d parts: the pointer cache did not add up and was dropped", parts)
+	}
 	var ws walkedSegment
 	for i := range c.Len() {
+		if got, ok := c.Pointers(i, nil); ok {
+			ws.cached++
+			var want []uint64
+			for _, v := range addrspace.Words(f.mem[uint64(c.User(i))-f.base : uint64(c.Addr(i))+c.Size(i)+8-f.base]) {
+				if v-w.cand.lo < w.cand.span && addrspace.Find(w.cand.ranges, addrspace.Addr(v)) != nil {
+					want = append(want, v)
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%d parts: chunk %v: cached pointers %#x, memory holds %#x", parts, c.Addr(i), got, want)
+			}
+		}
 		ws.addr = append(ws.addr, uint64(c.Addr(i)))
 		ws.size = append(ws.size, c.Size(i))
 		ws.state = append(ws.state, c.State(i))
@@ -88,6 +104,32 @@ func TestWalkInPartsIsExact(t *testing.T) {
 					f.put(a, 0x5a5a5a5a5a5a5a5a)
 				}
 				f.put(u, base+uint64(rng.IntN(size)))
+			}
+		},
+		// Up to 9 pointers of every kind: to chunk starts, unaligned,
+		// to the word itself, outside the heap; between words that look
+		// like chunk headers, so that guessed starts miss and walks in
+		// order join them.
+		"pointers": func(f *fakeSpace, rng *rand.Rand) func(uint64, uint64) {
+			return func(u, n uint64) {
+				for a := u; a+8 <= u+n-8; a += 8 {
+					f.put(a, uint64(0x21+16*rng.IntN(2)))
+				}
+				for k := range uint64(rng.IntN(10)) {
+					a := u + 8*uint64(rng.IntN(int(n/8-1)))
+					switch k % 4 {
+					case 0, 1:
+						f.put(a, (base+uint64(rng.IntN(size)))&^15)
+					case 2:
+						f.put(a, base+uint64(rng.IntN(size)))
+					default:
+						if rng.IntN(8) == 0 {
+							f.put(a, a)
+						} else {
+							f.put(a, 0x7f0000000000+uint64(rng.IntN(size))&^15)
+						}
+					}
+				}
 			}
 		},
 		// Every word looks like a chunk header of 32 or 48 bytes.
@@ -145,6 +187,9 @@ func TestWalkInPartsIsExact(t *testing.T) {
 				want := walkFake(t, f, base, base+size, top, 1, 0)
 				if len(want.addr) < 1000 || want.state[len(want.state)-1] != Top || len(want.warnings) > 0 {
 					t.Fatalf("in order: %d chunks, last %v, warnings %q", len(want.addr), want.state[len(want.state)-1], want.warnings)
+				}
+				if fname == "pointers" && want.cached < len(want.addr)/4 {
+					t.Errorf("in order: %d of %d chunks cached", want.cached, len(want.addr))
 				}
 				for _, parts := range []int{2, 3, 7, 64} {
 					f.read.Store(0)

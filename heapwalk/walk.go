@@ -78,6 +78,7 @@ type walker struct {
 	// safe-linked (voteSafeLinking).
 	safeVotes [2]int
 	cand      candidates
+	noCache   bool           // Options.NoPointerCache
 	progress  *atomic.Uint64 // bytes of heap read, or nil
 	// parts and minPart bound the parallel walk of a segment (see
 	// walkSegment); zero means the defaults.
@@ -138,7 +139,8 @@ func Walk(s addrspace.Space, opt Options) (*Heap, error) {
 	}
 	h := &Heap{Layout: l, Glibc: fmt.Sprintf("%d.%d", lc.major, lc.minor), Banner: lc.banner,
 		Libc: lc.mod.Path, Warnings: warns, NMmaps: -1}
-	w := &walker{s: s, l: l, h: h, maps: s.Mappings(), progress: opt.Progress, parts: opt.parts, minPart: opt.minPart}
+	w := &walker{s: s, l: l, h: h, maps: s.Mappings(), progress: opt.Progress, parts: opt.parts, minPart: opt.minPart,
+		noCache: opt.NoPointerCache}
 	w.cand = newCandidates(w.maps)
 	slots := 4096
 	for _, m := range w.maps {
@@ -865,9 +867,9 @@ func (w *walker) finish() {
 			bad++
 			continue
 		}
-		switch c.state[i] {
+		switch c.state[i] & stateMask {
 		case InUse, FreeOther:
-			c.state[i] = f.state
+			c.state[i] = c.state[i]&^stateMask | f.state
 		}
 	}
 	if bad > 0 {
@@ -875,7 +877,10 @@ func (w *walker) finish() {
 	}
 	for _, tc := range w.h.Tcaches {
 		if i := c.Index(tc.Addr - 16); i >= 0 {
-			c.state[i] = TcacheStruct
+			c.state[i] = c.state[i]&^stateMask | TcacheStruct
 		}
+	}
+	if !c.indexPointers() {
+		w.warnf("internal error: the pointer cache did not add up; the scan reads every chunk instead")
 	}
 }

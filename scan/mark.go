@@ -49,7 +49,9 @@ type Options struct {
 type Result struct {
 	Verdicts []Verdict
 	Roots    []Root
-	// ScannedBytes counts every byte scanned for pointers.
+	// ScannedBytes counts every byte scanned for pointers (also from the
+	// walk's cache of a chunk's pointers; a chunk found possibly, then
+	// definitely reachable may count twice).
 	ScannedBytes uint64
 	// ReadBytes counts every byte read from the target: a block of the
 	// heap may be read more than once when marks reach it again later.
@@ -110,10 +112,11 @@ type worker struct {
 	reqs     []addrspace.Req
 	offs     []int // where each chunk of a batch sits in blockBuf
 	defs     []bool
-	next     []int32 // chunks marked, waiting to be scanned
-	wins     windows // memory around the last chunks scanned alone
-	cur      cursor  // where the last lookup ended
-	spare    []int32 // the list scanned last, to reuse
+	next     []int32  // chunks marked, waiting to be scanned
+	wins     windows  // memory around the last chunks scanned alone
+	cur      cursor   // where the last lookup ended
+	spare    []int32  // the list scanned last, to reuse
+	ptrs     []uint64 // a chunk's cached pointers
 
 	scanned, published uint64 // bytes scanned, and how many of them are in marker.scanned
 
@@ -270,12 +273,7 @@ func (w *worker) scanRange(start, end addrspace.Addr, definite, interiorOK bool)
 }
 
 func (w *worker) scanWords(b []byte, base addrspace.Addr, definite, interiorOK bool) {
-	// Counted per worker, and published now and then: a shared counter
-	// updated per chunk would bounce its cache line between the CPUs.
-	w.scanned += uint64(len(b))
-	if w.scanned-w.published >= 1<<20 {
-		w.publish()
-	}
+	w.count(uint64(len(b)))
 	lo, span := w.m.lo, w.m.hi-w.m.lo
 	words := addrspace.Words(b)
 	for i, v := range words {
@@ -573,30 +571,46 @@ func (w *worker) take() bool {
 // pieces, the others read in batches.
 func (w *worker) scanList(list []int32) {
 	m := w.m
-	slices.Sort(list)
-	w.defs = w.defs[:0]
-	k := 0
+	// First what needs no read, in any order: chunks the walk found
+	// without pointers, or whose pointers it cached, and big ones. A chunk
+	// marked possible, then reachable, may be in the list twice: it is
+	// scanned twice when the two are not next to each other.
+	k, prev := 0, int32(-1)
 	for _, ci := range list {
 		i := int(ci)
-		if k > 0 && list[k-1] == ci {
-			continue // marked twice: possible, then reachable
+		if ci == prev {
+			continue
 		}
-		def := m.marked(i)&markReachable != 0
-		usable := m.h.Usable(i)
-		switch {
+		prev = ci
+		switch usable := m.h.Usable(i); {
 		case m.c.NoPointers(i):
 			// The walk scanned it already and found nothing.
-			w.scanned += usable
+			w.count(usable)
+			continue
+		case w.fromCache(i, usable, m.marked(i)&markReachable != 0):
 			continue
 		case usable > bigChunk:
 			u := m.c.User(i)
 			m.read.Add(usable)
-			m.unread.Add(w.scanRange(u, u+addrspace.Addr(usable), def, false))
+			m.unread.Add(w.scanRange(u, u+addrspace.Addr(usable), m.marked(i)&markReachable != 0, false))
 			continue
 		}
 		list[k] = ci
 		k++
-		w.defs = append(w.defs, def)
+	}
+	// The others are read, in address order.
+	list = list[:k]
+	slices.Sort(list)
+	w.defs = w.defs[:0]
+	k, prev = 0, -1
+	for _, ci := range list {
+		if ci == prev {
+			continue // marked twice: possible, then reachable
+		}
+		prev = ci
+		list[k] = ci
+		k++
+		w.defs = append(w.defs, m.marked(int(ci))&markReachable != 0)
 	}
 	list = list[:k]
 	// Marking that follows a chain (a linked list, a path down a tree)
@@ -613,6 +627,30 @@ func (w *worker) scanList(list []int32) {
 	}
 	if len(list) > 0 {
 		w.scanChunks(list)
+	}
+}
+
+// fromCache scans chunk i from the words the walk cached for it, and
+// reports whether it had them.
+func (w *worker) fromCache(i int, usable uint64, definite bool) bool {
+	var ok bool
+	if w.ptrs, ok = w.m.c.Pointers(i, w.ptrs[:0]); !ok {
+		return false
+	}
+	w.count(usable)
+	for _, v := range w.ptrs {
+		w.consider(v, definite, false, false)
+	}
+	return true
+}
+
+// count adds n bytes to those the worker scanned.
+func (w *worker) count(n uint64) {
+	// Counted per worker, and published now and then: a shared counter
+	// updated per chunk would bounce its cache line between the CPUs.
+	w.scanned += n
+	if w.scanned-w.published >= 1<<20 {
+		w.publish()
 	}
 }
 

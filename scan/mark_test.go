@@ -3,8 +3,10 @@ package scan
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/heapsift/heapsift/addrspace"
@@ -77,6 +79,38 @@ func TestChains(t *testing.T) {
 	}
 }
 
+// TestPointerCacheAgrees scans every fixture from a walk that cached
+// chunks' pointers and from one that did not (so the scan reads every
+// chunk): the verdicts must be the same, chunk by chunk.
+func TestPointerCacheAgrees(t *testing.T) {
+	var cachedAny atomic.Bool
+	t.Run("fixtures", func(t *testing.T) {
+		testprog.EachLiveFixture(t, func(t *testing.T, _ string, pid int, _ *testprog.Truth) {
+			p, h := attachAndWalk(t, pid)
+			if n, _ := h.Chunks.CachedPointers(); n > 0 {
+				cachedAny.Store(true)
+			}
+			plain, err := heapwalk.Walk(p, heapwalk.Options{NoPointerCache: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, _ := plain.Chunks.CachedPointers(); n > 0 {
+				t.Fatalf("NoPointerCache: %d chunks cached", n)
+			}
+			got, want := Run(p, h, Options{}), Run(p, plain, Options{})
+			// A chunk marked possible, then reachable, may be scanned
+			// twice from the cache.
+			if !slices.Equal(got.Verdicts, want.Verdicts) || got.ScannedBytes < want.ScannedBytes {
+				t.Errorf("with the cache: %d bytes scanned, without: %d; verdicts equal: %v",
+					got.ScannedBytes, want.ScannedBytes, slices.Equal(got.Verdicts, want.Verdicts))
+			}
+		})
+	})
+	if !t.Skipped() && !cachedAny.Load() {
+		t.Error("no fixture had a chunk's pointers cached")
+	}
+}
+
 // unreadable is a space in which [lo, hi) cannot be read.
 type unreadable struct {
 	addrspace.Space
@@ -103,7 +137,12 @@ func TestUnreadableChunkWarns(t *testing.T) {
 	if len(res.Warnings) > 0 {
 		t.Fatalf("warnings of a readable heap: %q", res.Warnings)
 	}
-	// A reachable chunk with pointers, made unreadable.
+	// A reachable chunk with pointers, made unreadable: one whose
+	// pointers the walk did not cache, which the scan must read.
+	h, err := heapwalk.Walk(p, heapwalk.Options{NoPointerCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	c := &h.Chunks
 	for i := range c.Len() {
 		if res.Verdicts[i] == Reachable && !c.NoPointers(i) && c.Size(i) < 4096 {

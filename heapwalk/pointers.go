@@ -1,0 +1,182 @@
+package heapwalk
+
+import (
+	"encoding/binary"
+	"sort"
+	"unsafe"
+
+	"github.com/heapsift/heapsift/addrspace"
+	"github.com/heapsift/heapsift/internal/par"
+)
+
+// The pointer cache keeps, for most chunks, the words that the walk found
+// could point into a chunk, so that marking does not read those chunks
+// again: the walk holds every chunk in its CPU's cache once, and a second
+// read of the heap costs as much as the first.
+//
+// A chunk's cached words are stored as 4 bytes each, as the distance in
+// 16-byte units from its segment's start (±32 GiB): the start pointers
+// that make up most of a heap's pointers. A chunk is cached only when every
+// such word of it can be, it holds at most maxCached of them and none
+// points to itself (the word after a self-pointer may be a thread's DTV,
+// which the scan recognizes from the pair), and the walk's budget allows:
+// at most edgeBudget words per chunk walked, so that the cache adds at
+// most 8 bytes per chunk to the table. Other chunks are read again by
+// the scan, as before.
+//
+// Each chunk's count of cached words (0 for none) lives in bits 4-6 of its
+// state byte. The words of a walk's chain lie in one slice, in chunk
+// order; once the table is sorted, an index gives every 64 chunks the
+// position of their first word in the words of all chains taken in
+// address order.
+const (
+	stateMask  State = 0x0f // the State itself
+	countShift       = 4
+	countMask  State = 7 << countShift
+	maxCached        = 7
+)
+
+// edgeBudget bounds the words a chain caches: 2 per chunk, and a few to
+// start with.
+func edgeBudget(chunks int) int { return chunks*2 + 64 }
+
+// edgeRun is the cached words of chunks placed from one chain: those of
+// the chunks from address lo on, in order.
+type edgeRun struct {
+	lo     uint64 // the first chunk's header address
+	base   uint64 // what the words are relative to
+	vstart uint64 // where its words start in the words of all runs, in address order
+	words  []uint32
+}
+
+// cachedCount returns how many words of chunk i's are cached.
+func (c *Chunks) cachedCount(i int) int { return int(c.state[i] & countMask >> countShift) }
+
+// countsBefore sums the cached counts of chunks [i&^63, i): in 8 bytes
+// at a time.
+func (c *Chunks) countsBefore(i int) uint64 {
+	g := i &^ 63
+	st := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(c.state))), len(c.state))[g:i]
+	var sum uint64
+	for len(st) >= 8 {
+		x := binary.LittleEndian.Uint64(st) >> countShift & 0x0707070707070707
+		sum += x * 0x0101010101010101 >> 56
+		st = st[8:]
+	}
+	for _, b := range st {
+		sum += uint64(b >> countShift & 7)
+	}
+	return sum
+}
+
+// indexPointers orders the runs by address and indexes the cached words
+// of every 64 chunks. It runs once the table is sorted and final. When the
+// counts and the runs disagree (which would be a bug), it drops the cache:
+// the scan then reads every chunk, and it returns false.
+func (c *Chunks) indexPointers() bool {
+	c.groupOff = nil
+	if len(c.runs) == 0 {
+		return true
+	}
+	sort.Slice(c.runs, func(a, b int) bool { return c.runs[a].lo < c.runs[b].lo })
+	var total uint64
+	for k := range c.runs {
+		c.runs[k].vstart = total
+		total += uint64(len(c.runs[k].words))
+	}
+	n := len(c.state)
+	groups := make([]uint64, (n+63)/64+1)
+	par.Ranges(n, func(_, lo, hi int) { // par.Grain is a multiple of 64
+		for g := lo; g < hi; g += 64 {
+			groups[g/64+1] = c.countsBefore(min(g+64, hi)-1) + uint64(c.cachedCount(min(g+64, hi)-1))
+		}
+	})
+	for g := 1; g < len(groups); g++ {
+		groups[g] += groups[g-1]
+	}
+	c.groupOff = groups
+	ok := groups[len(groups)-1] == total
+	for k := 0; ok && k < len(c.runs); k++ {
+		i := c.Index(addrspace.Addr(c.runs[k].lo))
+		ok = i >= 0 && c.groupOff[i>>6]+c.countsBefore(i) == c.runs[k].vstart
+	}
+	if !ok {
+		c.dropPointers()
+	}
+	return ok
+}
+
+// dropPointers forgets every cached word.
+func (c *Chunks) dropPointers() {
+	c.runs, c.groupOff = nil, nil
+	for i := range c.state {
+		c.state[i] &^= countMask
+	}
+}
+
+// Pointers appends to buf the words of chunk i that the walk found could
+// point into a chunk, and reports whether it had them cached; when not,
+// the chunk must be read.
+func (c *Chunks) Pointers(i int, buf []uint64) ([]uint64, bool) {
+	n := c.cachedCount(i)
+	if n == 0 || c.groupOff == nil {
+		return buf, false
+	}
+	v := c.groupOff[i>>6] + c.countsBefore(i)
+	k := sort.Search(len(c.runs), func(k int) bool { return c.runs[k].vstart > v }) - 1
+	r := &c.runs[k]
+	for _, x := range r.words[v-r.vstart:][:n] {
+		buf = append(buf, r.base+uint64(int64(int32(x))<<4))
+	}
+	return buf, true
+}
+
+// CachedPointers returns how many chunks have their words cached, and how
+// many words that is.
+func (c *Chunks) CachedPointers() (chunks, words int) {
+	if c.groupOff == nil {
+		return 0, 0
+	}
+	for i := range c.state {
+		if c.state[i]&countMask != 0 {
+			chunks++
+		}
+	}
+	return chunks, int(c.groupOff[len(c.groupOff)-1])
+}
+
+// cachePointers returns the state bits for a chunk whose user data b the
+// walk holds, at address at: noPtrMark when no word could point into a
+// chunk, its count when its words were appended to out.words, 0 when they
+// were not (the chunk must be read again).
+func (cw *chainWalker) cachePointers(b []byte, at addrspace.Addr, out *chain) State {
+	cand := &cw.w.cand
+	if cand.ranges == nil {
+		return 0 // nothing known: anything may be a pointer
+	}
+	lo, span := cand.lo, cand.span
+	limit := edgeBudget(len(out.addr))
+	if out.roomy {
+		limit = min(limit, cap(out.words))
+	}
+	cache := !cw.w.noCache && len(out.words)+maxCached <= limit
+	// Words into the segment itself need no search of the mappings.
+	seg, segLen := uint64(cw.start), uint64(cw.end-cw.start)
+	mark, n := len(out.words), 0
+	for k, v := range addrspace.Words(b) {
+		if v-lo >= span || (v-seg >= segLen && addrspace.Find(cand.ranges, addrspace.Addr(v)) == nil) {
+			continue
+		}
+		d := int64(v - out.base)
+		if !cache || n == maxCached || v&15 != 0 || d != int64(int32(d>>4))<<4 || v == uint64(at)+8*uint64(k) {
+			out.words = out.words[:mark]
+			return 0
+		}
+		out.words = append(out.words, uint32(int32(d>>4)))
+		n++
+	}
+	if n == 0 {
+		return noPtrMark
+	}
+	return State(n) << countShift
+}
