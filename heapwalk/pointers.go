@@ -2,6 +2,7 @@ package heapwalk
 
 import (
 	"encoding/binary"
+	mathbits "math/bits"
 	"sort"
 	"unsafe"
 
@@ -145,16 +146,15 @@ func (c *Chunks) CachedPointers() (chunks, words int) {
 	return chunks, int(c.groupOff[len(c.groupOff)-1])
 }
 
-// cachePointers returns the state bits for a chunk whose user data b the
-// walk holds, at address at: noPtrMark when no word could point into a
-// chunk, its count when its words were appended to out.words, 0 when they
-// were not (the chunk must be read again).
-func (cw *chainWalker) cachePointers(b []byte, at addrspace.Addr, out *chain) State {
+// cachePointers returns the state bits for a chunk whose user data the
+// walk holds, words [from, to) of its piece, at address at: noPtrMark when
+// no word could point into a chunk, its count when its words were appended
+// to out.words, 0 when they were not (the chunk must be read again).
+func (cw *chainWalker) cachePointers(from, to int, at addrspace.Addr, out *chain) State {
 	cand := &cw.w.cand
 	if cand.ranges == nil {
 		return 0 // nothing known: anything may be a pointer
 	}
-	lo, span := cand.lo, cand.span
 	limit := edgeBudget(len(out.addr))
 	if out.roomy {
 		limit = min(limit, cap(out.words))
@@ -163,17 +163,31 @@ func (cw *chainWalker) cachePointers(b []byte, at addrspace.Addr, out *chain) St
 	// Words into the segment itself need no search of the mappings.
 	seg, segLen := uint64(cw.start), uint64(cw.end-cw.start)
 	mark, n := len(out.words), 0
-	for k, v := range addrspace.Words(b) {
-		if v-lo >= span || (v-seg >= segLen && addrspace.Find(cand.ranges, addrspace.Addr(v)) == nil) {
-			continue
+	ws := addrspace.Words(cw.buf[:cw.n])
+	for g := from >> 6; g <= (to-1)>>6; g++ {
+		// The words of the chunk in the piece's mask of words in the
+		// candidates' bounds.
+		m := cw.mask[g]
+		if g == from>>6 {
+			m &= ^uint64(0) << (from & 63)
 		}
-		d := int64(v - out.base)
-		if !cache || n == maxCached || v&15 != 0 || d != int64(int32(d>>4))<<4 || v == uint64(at)+8*uint64(k) {
-			out.words = out.words[:mark]
-			return 0
+		if g == (to-1)>>6 && to&63 != 0 {
+			m &= 1<<(to&63) - 1
 		}
-		out.words = append(out.words, uint32(int32(d>>4)))
-		n++
+		for ; m != 0; m &= m - 1 {
+			k := g<<6 + mathbits.TrailingZeros64(m)
+			v := ws[k]
+			if v-seg >= segLen && addrspace.Find(cand.ranges, addrspace.Addr(v)) == nil {
+				continue
+			}
+			d := int64(v - out.base)
+			if !cache || n == maxCached || v&15 != 0 || d != int64(int32(d>>4))<<4 || v == uint64(at)+8*uint64(k-from) {
+				out.words = out.words[:mark]
+				return 0
+			}
+			out.words = append(out.words, uint32(int32(d>>4)))
+			n++
+		}
 	}
 	if n == 0 {
 		return noPtrMark

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/heapsift/heapsift/addrspace"
+	"github.com/heapsift/heapsift/internal/words"
 )
 
 // A heap segment is one chain of chunk headers, each found from the size
@@ -68,10 +69,14 @@ type chainWalker struct {
 	base       addrspace.Addr // where buf was read, and its length
 	n          int
 	err        error
+	// mask has a bit per word of buf, set when the word lies within the
+	// bounds of the candidates: words that may point into a chunk.
+	mask []uint64
 }
 
 func (w *walker) newChainWalker(ar *Arena, start, end addrspace.Addr) *chainWalker {
-	return &chainWalker{w: w, ar: ar, start: start, end: end, buf: make([]byte, pieceSize)}
+	return &chainWalker{w: w, ar: ar, start: start, end: end, buf: make([]byte, pieceSize),
+		mask: make([]uint64, pieceSize/8/64)}
 }
 
 // load reads the piece that holds [a, a+8).
@@ -80,6 +85,9 @@ func (cw *chainWalker) load(a addrspace.Addr) {
 	n := int(min(uint64(cw.end-base), pieceSize))
 	_, cw.err = cw.w.s.ReadAt(cw.buf[:n], base)
 	cw.base, cw.n = base, n
+	if cw.err == nil {
+		words.Mask(addrspace.Words(cw.buf[:n]), cw.w.cand.lo, cw.w.cand.span, cw.mask)
+	}
 	if cw.w.progress != nil {
 		cw.w.progress.Add(uint64(n))
 	}
@@ -166,7 +174,7 @@ func (cw *chainWalker) walk(c, limit addrspace.Addr, out *chain, join []uint64) 
 				// The chunk's user data lies wholly in this piece: when
 				// it holds no word that could point into a chunk, or its
 				// words are cached, the scan need not read it.
-				out.state[prev] |= cw.cachePointers(buf[c+16-base:e-base], c+16, out)
+				out.state[prev] |= cw.cachePointers(int(c+16-base)/8, int(e-base)/8, c+16, out)
 			}
 			c += addrspace.Addr(size)
 		}

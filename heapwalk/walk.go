@@ -108,20 +108,6 @@ func newCandidates(maps []addrspace.Mapping) candidates {
 	return c
 }
 
-// any reports whether some aligned word of b may point into a chunk.
-func (c *candidates) any(b []byte) bool {
-	if c.ranges == nil {
-		return true // nothing known: anything may be a pointer
-	}
-	lo, span := c.lo, c.span
-	for _, v := range addrspace.Words(b) {
-		if v-lo < span && addrspace.Find(c.ranges, addrspace.Addr(v)) != nil {
-			return true
-		}
-	}
-	return false
-}
-
 type freeEntry struct {
 	chunk uint64
 	state State
