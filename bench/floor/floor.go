@@ -15,6 +15,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"os"
 	"runtime"
 	"strings"
@@ -23,6 +24,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/heapsift/heapsift/internal/words"
 )
 
 // Level is how much of the work a pass does; each level adds a step to the
@@ -36,7 +39,9 @@ const (
 	// walk does.
 	Headers
 	// Words also tests every word of every chunk against the heap's
-	// bounds: the least a scan does to find what might be a pointer.
+	// bounds: the least a scan does to find what might be a pointer. It
+	// tests a piece's words 4 at a time, with heapsift's own vector code
+	// (internal/words), and counts each chunk's from the mask.
 	Words
 	// Lookups also looks every such word up in a bitmap of chunk starts
 	// (one bit per 16 bytes): the least a scan does to tell a pointer to
@@ -179,6 +184,7 @@ func (h *Heap) Best(passes int) ([numLevels]float64, error) {
 // share does one pass over the chunks from first up to stop.
 func (h *Heap) share(level Level, first, stop uint64) (uint64, error) {
 	buf := make([]byte, PieceSize)
+	mask := make([]uint64, PieceSize/8/64)
 	lo, span := h.lo, h.hi-h.lo
 	starts := h.starts
 	var found uint64
@@ -192,6 +198,12 @@ func (h *Heap) share(level Level, first, stop uint64) (uint64, error) {
 			found += uint64(buf[0])
 			continue
 		}
+		// Test every word of the piece at once, as heapsift's walk does
+		// (with vector instructions: 4 words per instruction).
+		ws := wordsOf(buf[:n])
+		if level >= Words {
+			words.Mask(ws, lo+16, span-16, mask)
+		}
 		// Follow the headers in this piece. The part of a chunk that lies
 		// in the next piece is left out: a floor may do less, never more.
 		for c+16 <= base+n && c < stop {
@@ -199,19 +211,24 @@ func (h *Heap) share(level Level, first, stop uint64) (uint64, error) {
 			if size < 16 {
 				return found, fmt.Errorf("no chunk header at %#x: the heap changed", c)
 			}
-			if level >= Words {
-				ue := min(c+size+8, base+n)
-				ws := words(buf[c+16-base : ue-base])
-				if level == Words {
-					for _, v := range ws {
-						found += b2u(v-lo-16 < span-16)
+			if from, to := int(c+16-base)/8, int(min(c+size+8, base+n)-base)/8; level >= Words && to > from {
+				// The chunk's words in the mask.
+				for g := from >> 6; g <= (to-1)>>6; g++ {
+					m := mask[g]
+					if g == from>>6 {
+						m &= ^uint64(0) << (from & 63)
 					}
-				} else {
-					for _, v := range ws {
-						if v-lo-16 < span-16 {
-							g := (v - lo - 16) / 16
-							found += starts[g/64] >> (g % 64) & 1
-						}
+					if g == (to-1)>>6 && to&63 != 0 {
+						m &= 1<<(to&63) - 1
+					}
+					if level == Words {
+						found += uint64(bits.OnesCount64(m))
+						continue
+					}
+					for ; m != 0; m &= m - 1 {
+						v := ws[g<<6+bits.TrailingZeros64(m)]
+						g := (v - lo - 16) / 16
+						found += starts[g/64] >> (g % 64) & 1
 					}
 				}
 			}
@@ -221,17 +238,8 @@ func (h *Heap) share(level Level, first, stop uint64) (uint64, error) {
 	return found, nil
 }
 
-// b2u is 1 for true and 0 for false, without a branch.
-func b2u(b bool) uint64 {
-	var u uint64
-	if b {
-		u = 1
-	}
-	return u
-}
-
-// words returns b's whole 8-byte words, in place.
-func words(b []byte) []uint64 {
+// wordsOf returns b's whole 8-byte words, in place.
+func wordsOf(b []byte) []uint64 {
 	if len(b) < 8 {
 		return nil
 	}
