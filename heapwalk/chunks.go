@@ -105,13 +105,6 @@ func (c *Chunks) reserve(n int) {
 		unix.Munmap(s)
 		return
 	}
-	// The walk writes tens of megabytes of table in a few hundred
-	// milliseconds: in 4 KiB pages, faulting them in costs more than
-	// writing them. Huge pages fault 512 times less often (where the
-	// system allows them).
-	for _, m := range [][]byte{a, s, wd} {
-		unix.Madvise(m, unix.MADV_HUGEPAGE)
-	}
 	c.mem = &tableMem{a, s, wd}
 	c.addr = unsafe.Slice((*uint64)(unsafe.Pointer(&a[0])), n)[:0]
 	c.state = unsafe.Slice((*State)(unsafe.Pointer(&s[0])), n)[:0]
