@@ -1,6 +1,7 @@
 package heapwalk
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os/exec"
@@ -329,6 +330,8 @@ func FuzzWalkInParts(f *testing.F) {
 	f.Add([]byte{0x21, 0, 0, 0, 0, 0, 0, 0}, uint16(100), true)
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0x31, 0, 0, 0, 0, 0, 0, 0}, uint16(4000), false)
 	f.Add([]byte("\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x5a\x41\x00\x00\x00\x00\x00\x00\x00"), uint16(0), true)
+	// A pointer into the heap, then a header: chunks with pointers to cache.
+	f.Add(binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, 0x555555560040), 0x21), uint16(0), false)
 	f.Fuzz(func(t *testing.T, pattern []byte, topAt uint16, chain bool) {
 		const base, size = 0x555555560000, 64 << 10
 		if len(pattern) == 0 {

@@ -128,16 +128,21 @@ func summarize(h *heapwalk.Heap, verdicts []scan.Verdict) (Summary, []int) {
 	parts := make([]part, (len(verdicts)+par.Grain-1)/par.Grain)
 	par.Ranges(len(verdicts), func(_, lo, hi int) {
 		p := &parts[lo/par.Grain]
+		// The chunks in use and the reachable ones are most chunks:
+		// counted in locals, the others in p.
+		var inUse, reachable Count
 		for i, v := range verdicts[lo:hi] {
 			if v == scan.NotUser {
 				continue
 			}
 			i += lo
 			usable := h.Usable(i)
-			p.sum.InUse.add(usable)
+			inUse.Chunks++
+			inUse.Bytes += usable
 			switch v {
 			case scan.Reachable:
-				p.sum.Reachable.add(usable)
+				reachable.Chunks++
+				reachable.Bytes += usable
 				continue
 			case scan.Possible:
 				p.sum.Possible.add(usable)
@@ -148,6 +153,7 @@ func summarize(h *heapwalk.Heap, verdicts []scan.Verdict) (Summary, []int) {
 			}
 			p.others = append(p.others, i)
 		}
+		p.sum.InUse, p.sum.Reachable = inUse, reachable
 	})
 	var sum Summary
 	var others []int
