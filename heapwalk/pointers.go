@@ -146,6 +146,27 @@ func (c *Chunks) CachedPointers() (chunks, words int) {
 	return chunks, int(c.groupOff[len(c.groupOff)-1])
 }
 
+// anyBit reports whether bits [from, to) of mask hold a 1.
+func anyBit(mask []uint64, from, to int) bool {
+	if to <= from {
+		return false
+	}
+	lo, hi := from>>6, (to-1)>>6
+	first := mask[lo] & (^uint64(0) << (from & 63))
+	if lo == hi {
+		return first&(^uint64(0)>>(63-(to-1)&63)) != 0
+	}
+	if first != 0 || mask[hi]&(^uint64(0)>>(63-(to-1)&63)) != 0 {
+		return true
+	}
+	for _, m := range mask[lo+1 : hi] {
+		if m != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // cachePointers returns the state bits for a chunk whose user data the
 // walk holds, words [from, to) of its piece, at address at: noPtrMark when
 // no word could point into a chunk, its count when its words were appended

@@ -174,7 +174,11 @@ func (cw *chainWalker) walk(c, limit addrspace.Addr, out *chain, join []uint64) 
 				// The chunk's user data lies wholly in this piece: when
 				// it holds no word that could point into a chunk, or its
 				// words are cached, the scan need not read it.
-				out.state[prev] |= cw.cachePointers(int(c+16-base)/8, int(e-base)/8, c+16, out)
+				if from, to := int(c+16-base)/8, int(e-base)/8; cw.w.cand.ranges != nil && !anyBit(cw.mask, from, to) {
+					out.state[prev] |= noPtrMark // most chunks of many heaps: no call
+				} else {
+					out.state[prev] |= cw.cachePointers(from, to, c+16, out)
+				}
 			}
 			c += addrspace.Addr(size)
 		}

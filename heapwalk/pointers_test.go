@@ -1,0 +1,48 @@
+package heapwalk
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// TestAnyBit compares anyBit with a test of every bit, for ranges that
+// start and end anywhere in masks of a few words.
+func TestAnyBit(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 2000 {
+		mask := make([]uint64, 4)
+		for k := range mask {
+			if rng.IntN(2) == 0 {
+				mask[k] = 1 << rng.IntN(64)
+			}
+		}
+		from := rng.IntN(256)
+		to := from + rng.IntN(256-from+1)
+		want := false
+		for b := from; b < to; b++ {
+			want = want || mask[b>>6]>>(b&63)&1 != 0
+		}
+		if got := anyBit(mask, from, to); got != want {
+			t.Fatalf("mask %#x, bits [%d, %d): %v, want %v", mask, from, to, got, want)
+		}
+	}
+}
+
+// TestCountsBefore checks the sum of cached counts over the 8-byte
+// steps against a plain sum.
+func TestCountsBefore(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	c := &Chunks{state: make([]State, 300)}
+	for i := range c.state {
+		c.state[i] = State(rng.IntN(int(numStates))) | State(rng.IntN(maxCached+1))<<countShift
+	}
+	for i := range c.state {
+		var want uint64
+		for j := i &^ 63; j < i; j++ {
+			want += uint64(c.cachedCount(j))
+		}
+		if got := c.countsBefore(i); got != want {
+			t.Fatalf("chunk %d: %d cached words before it in its 64, want %d", i, got, want)
+		}
+	}
+}
