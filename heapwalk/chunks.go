@@ -1,6 +1,7 @@
 package heapwalk
 
 import (
+	mathbits "math/bits"
 	"runtime"
 	"slices"
 	"sort"
@@ -200,6 +201,25 @@ func (c *Chunks) Size(i int) uint64 {
 // Followed reports whether chunk i+1 starts where chunk i ends (so that
 // chunk i is not mmapped, and its size is the distance between them).
 func (c *Chunks) Followed(i int) bool { return i+1 < len(c.addr) && !c.ends.get(i) }
+
+// RunEnd returns the first chunk from i on that no chunk follows directly
+// (see Followed): chunks i to RunEnd(i) lie one after another in memory.
+func (c *Chunks) RunEnd(i int) int {
+	last := len(c.addr) - 1
+	for w := i >> 6; w < len(c.ends); w++ {
+		b := c.ends[w]
+		if w == i>>6 {
+			b &= ^uint64(0) << (uint(i) & 63)
+		}
+		if b != 0 {
+			return min(w<<6+mathbits.TrailingZeros64(b), last)
+		}
+		if w<<6 >= last {
+			break
+		}
+	}
+	return last
+}
 
 // State returns the state of chunk i.
 func (c *Chunks) State(i int) State { return c.state[i] & stateMask }

@@ -46,3 +46,39 @@ func TestCountsBefore(t *testing.T) {
 		}
 	}
 }
+
+// TestRunEnd builds tables of runs of chunks that follow each other,
+// separated by gaps and mmapped chunks, and checks RunEnd from every chunk
+// against Followed.
+func TestRunEnd(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 50 {
+		var c Chunks
+		a := uint64(0x555555560000)
+		for range 1 + rng.IntN(300) {
+			switch rng.IntN(20) {
+			case 0:
+				a += 4096 // a gap
+				c.add(a, 64, InUse, false)
+			case 1:
+				a += 1 << 20
+				c.add(a, 128<<10, InUse, true) // mmapped
+				a += 128 << 10
+				continue
+			default:
+				c.add(a, 64, InUse, false)
+			}
+			a += 64
+		}
+		c.seal()
+		for i := range c.Len() {
+			want := i
+			for c.Followed(want) {
+				want++
+			}
+			if got := c.RunEnd(i); got != want {
+				t.Fatalf("%d chunks: RunEnd(%d) = %d, want %d", c.Len(), i, got, want)
+			}
+		}
+	}
+}

@@ -420,12 +420,11 @@ func (w *worker) push(i int, start, definite bool) {
 	w.next = append(w.next, int32(i))
 }
 
-// Blocks group neighbouring chunks, for lookups by address.
+// Blocks group chunks that follow each other, for lookups by address.
 const (
 	blockMaxChunks = 1 << 14
-	blockMaxBytes  = 4 << 20  // one read
-	blockMaxGap    = 64 << 10 // a wider gap between chunks starts a new block
-	granuleShift   = 10       // lookups by address index each 1 KiB granule of a block
+	blockMaxBytes  = 4 << 20 // one read
+	granuleShift   = 10      // lookups by address index each 1 KiB granule of a block
 )
 
 // block is a run of chunks [first, end) spanning [start, stop) in memory.
@@ -464,24 +463,20 @@ func (m *marker) makeBlocks() {
 	})
 }
 
-// blocksOf splits chunks [first, end) into blocks.
+// blocksOf splits chunks [first, end) into blocks: each a run of chunks
+// that follow each other, at most blockMaxChunks of them in at most
+// blockMaxBytes, found by a search in the run, not chunk by chunk.
 func (m *marker) blocksOf(first, end int) []block {
 	c := m.c
-	addr := func(i int) uint64 { return uint64(c.Addr(i)) }
+	chunkEnd := func(i int) uint64 { return uint64(c.Addr(i)) + c.Size(i) }
 	var out []block
 	for i := first; i < end; {
-		start := addr(i)
-		prevEnd := addr(i) + c.Size(i) // where chunk j-1 ends
-		j := i + 1
-		for ; j < end && j-i < blockMaxChunks; j++ {
-			e := addr(j) + c.Size(j)
-			if addr(j)-prevEnd > blockMaxGap || e+8-start > blockMaxBytes {
-				break
-			}
-			prevEnd = e
-		}
+		start := uint64(c.Addr(i))
+		limit := min(end, i+blockMaxChunks, c.RunEnd(i)+1)
+		// The first chunk past i that would end the block too far.
+		j := i + 1 + sort.Search(limit-i-1, func(k int) bool { return chunkEnd(i+1+k)+8-start > blockMaxBytes })
 		out = append(out, block{first: int32(i), end: int32(j), start: addrspace.Addr(start),
-			stop: addrspace.Addr(prevEnd + 8)})
+			stop: addrspace.Addr(chunkEnd(j-1) + 8)})
 		i = j
 	}
 	return out
