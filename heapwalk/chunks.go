@@ -202,23 +202,21 @@ func (c *Chunks) Size(i int) uint64 {
 // chunk i is not mmapped, and its size is the distance between them).
 func (c *Chunks) Followed(i int) bool { return i+1 < len(c.addr) && !c.ends.get(i) }
 
-// RunEnd returns the first chunk from i on that no chunk follows directly
-// (see Followed): chunks i to RunEnd(i) lie one after another in memory.
-func (c *Chunks) RunEnd(i int) int {
-	last := len(c.addr) - 1
-	for w := i >> 6; w < len(c.ends); w++ {
+// RunEnd returns the first chunk from i to limit on that no chunk follows
+// directly (see Followed), or limit: chunks i to RunEnd(i, limit) lie one
+// after another in memory.
+func (c *Chunks) RunEnd(i, limit int) int {
+	limit = min(limit, len(c.addr)-1)
+	for w := i >> 6; w < len(c.ends) && w<<6 <= limit; w++ {
 		b := c.ends[w]
 		if w == i>>6 {
 			b &= ^uint64(0) << (uint(i) & 63)
 		}
 		if b != 0 {
-			return min(w<<6+mathbits.TrailingZeros64(b), last)
-		}
-		if w<<6 >= last {
-			break
+			return min(w<<6+mathbits.TrailingZeros64(b), limit)
 		}
 	}
-	return last
+	return limit
 }
 
 // State returns the state of chunk i.

@@ -472,7 +472,7 @@ func (m *marker) blocksOf(first, end int) []block {
 	var out []block
 	for i := first; i < end; {
 		start := uint64(c.Addr(i))
-		limit := min(end, i+blockMaxChunks, c.RunEnd(i)+1)
+		limit := c.RunEnd(i, min(end, i+blockMaxChunks)-1) + 1
 		// The first chunk past i that would end the block too far.
 		j := i + 1 + sort.Search(limit-i-1, func(k int) bool { return chunkEnd(i+1+k)+8-start > blockMaxBytes })
 		out = append(out, block{first: int32(i), end: int32(j), start: addrspace.Addr(start),
