@@ -1,8 +1,12 @@
 package heapwalk
 
 import (
+	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
+
+	"github.com/heapsift/heapsift/addrspace"
 )
 
 // TestAnyBit compares anyBit with a test of every bit, for ranges that
@@ -81,5 +85,49 @@ func TestRunEnd(t *testing.T) {
 				t.Fatalf("%d chunks: RunEnd(%d, %d) = %d, want %d", c.Len(), i, limit, got, want)
 			}
 		}
+	}
+}
+
+// BenchmarkWalkSegment walks a 256 MiB heap in memory, shaped like
+// bigheap's (chunks of 32-512 bytes skewed small, filled with 0x5a bytes;
+// the first half hold two pointers to chunks, the second half none), in
+// one part: the walk's own cost per chunk, without system calls.
+func BenchmarkWalkSegment(b *testing.B) {
+	const base, size = 0x555555560000, 256 << 20
+	f := &fakeSpace{base: base, mem: make([]byte, size)}
+	rng := rand.New(rand.NewPCG(9, 10))
+	var users []uint64
+	top := fakeHeap(f, base, rng, func() uint64 {
+		u := rng.Float64()
+		return (32 + uint64(480*u*u*u*u*u*u)) &^ 15
+	}, func(u, n uint64) {
+		for a := u; a+8 <= u+n-8; a += 8 {
+			f.put(a, 0x5a5a5a5a5a5a5a5a)
+		}
+		users = append(users, u)
+	})
+	for k, u := range users[:len(users)/2] {
+		f.put(u, users[min(2*k+1, len(users)-1)])
+		f.put(u+8, users[min(2*k+2, len(users)-1)])
+	}
+	for _, cache := range []bool{true, false} {
+		b.Run(fmt.Sprintf("cache=%v", cache), func(b *testing.B) {
+			var n int
+			for range b.N {
+				w := &walker{s: f, h: &Heap{}, maps: f.Mappings(), parts: 1, noCache: !cache}
+				w.cand = newCandidates(w.maps)
+				w.h.Chunks.reserve(size/16 + 4096)
+				w.walkSegment(&Arena{Addr: 0x1000, Main: true, Top: addrspace.Addr(top)}, base, base+size)
+				n = w.h.Chunks.Len()
+				// Unmap the table now (a cleanup does, after a GC): the
+				// next walk writes fresh pages, as heapsift's one walk does,
+				// but does not add them to those of the walks before.
+				b.StopTimer()
+				runtime.GC()
+				b.StartTimer()
+			}
+			b.SetBytes(size)
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/chunk")
+		})
 	}
 }
