@@ -146,17 +146,24 @@ func (c *Chunks) CachedPointers() (chunks, words int) {
 	return chunks, int(c.groupOff[len(c.groupOff)-1])
 }
 
-// anyBit reports whether bits [from, to) of mask hold a 1.
+// anyBit reports whether bits [from, to) of mask hold a 1. Small enough
+// to be inlined for what most chunks need, two words of mask at most.
 func anyBit(mask []uint64, from, to int) bool {
-	if to <= from {
-		return false
-	}
 	lo, hi := from>>6, (to-1)>>6
-	first := mask[lo] & (^uint64(0) << (from & 63))
-	if lo == hi {
-		return first&(^uint64(0)>>(63-(to-1)&63)) != 0
+	if to <= from || hi > lo+1 {
+		return to > from && anyBitLong(mask, lo, hi, from, to)
 	}
-	if first != 0 || mask[hi]&(^uint64(0)>>(63-(to-1)&63)) != 0 {
+	first := mask[lo] & (^uint64(0) << (from & 63))
+	last := mask[hi] & (^uint64(0) >> (63 - (to-1)&63))
+	if lo == hi {
+		return first&last != 0
+	}
+	return first|last != 0
+}
+
+// anyBitLong is anyBit over more than two words of mask.
+func anyBitLong(mask []uint64, lo, hi, from, to int) bool {
+	if mask[lo]&(^uint64(0)<<(from&63)) != 0 || mask[hi]&(^uint64(0)>>(63-(to-1)&63)) != 0 {
 		return true
 	}
 	for _, m := range mask[lo+1 : hi] {

@@ -116,7 +116,8 @@ func (cw *chainWalker) peek(a addrspace.Addr) (uint64, error) {
 func (cw *chainWalker) walk(c, limit addrspace.Addr, out *chain, join []uint64) int {
 	ar, end, top := cw.ar, cw.end, cw.ar.Top
 	out.base = uint64(cw.start) &^ 15
-	prev := -1 // index of the previous chunk, whose state waits for our P bit
+	known := cw.w.cand.ranges != nil // else any word may be a pointer
+	prev := -1                       // index of the previous chunk, whose state waits for our P bit
 	for c+16 <= end {
 		if !cw.has(c + 8) {
 			cw.load(c + 8)
@@ -126,7 +127,7 @@ func (cw *chainWalker) walk(c, limit addrspace.Addr, out *chain, join []uint64) 
 				return -1
 			}
 		}
-		buf, base := cw.buf[:cw.n], cw.base
+		buf, base, mask := cw.buf[:cw.n], cw.base, cw.mask
 		pend := base + addrspace.Addr(len(buf))
 		for c+16 <= end && c+16 <= pend {
 			hdr := binary.LittleEndian.Uint64(buf[c+8-base:])
@@ -162,24 +163,25 @@ func (cw *chainWalker) walk(c, limit addrspace.Addr, out *chain, join []uint64) 
 				out.warn = fmt.Sprintf("arena %v: corrupt chunk header at %v (size field %#x); the rest of this heap is not walked", ar.Addr, c, hdr)
 				return -1
 			}
-			st := InUse
 			if size == 16 {
-				st = Fencepost
-			}
-			out.add(c, size, st)
-			prev = len(out.addr) - 1
-			if st == Fencepost {
+				out.add(c, size, Fencepost)
 				prev = -1
-			} else if e := c + addrspace.Addr(size) + 8; e <= pend {
+				c += addrspace.Addr(size)
+				continue
+			}
+			st := InUse
+			if e := c + addrspace.Addr(size) + 8; e <= pend {
 				// The chunk's user data lies wholly in this piece: when
 				// it holds no word that could point into a chunk, or its
 				// words are cached, the scan need not read it.
-				if from, to := int(c+16-base)/8, int(e-base)/8; cw.w.cand.ranges != nil && !anyBit(cw.mask, from, to) {
-					out.state[prev] |= noPtrMark // most chunks of many heaps: no call
+				if from, to := int(c+16-base)/8, int(e-base)/8; known && !anyBit(mask, from, to) {
+					st |= noPtrMark // most chunks of many heaps: no call
 				} else {
-					out.state[prev] |= cw.cachePointers(from, to, c+16, out)
+					st |= cw.cachePointers(from, to, c+16, out)
 				}
 			}
+			out.add(c, size, st)
+			prev = len(out.addr) - 1
 			c += addrspace.Addr(size)
 		}
 	}
