@@ -456,7 +456,7 @@ func (m *marker) makeBlocks() {
 		n += int((b.stop-b.start-1)>>granuleShift) + 1
 	}
 	m.granules = make([]int32, n) // each: the last chunk of its block that starts at or before the granule
-	par.Ranges(len(m.blocks), func(_, lo, hi int) {
+	par.RangesOf(len(m.blocks), 8, func(_, lo, hi int) {
 		for k := lo; k < hi; k++ {
 			m.indexGranules(&m.blocks[k])
 		}

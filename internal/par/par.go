@@ -16,8 +16,12 @@ const Grain = 1 << 16
 // one goroutine per CPU, and returns when all calls have returned. worker
 // (0 to the number of goroutines - 1) lets fn keep per-goroutine state
 // without locks. Small loops run on the caller's goroutine.
-func Ranges(n int, fn func(worker, lo, hi int)) {
-	workers := min(runtime.GOMAXPROCS(0), (n+Grain-1)/Grain)
+func Ranges(n int, fn func(worker, lo, hi int)) { RangesOf(n, Grain, fn) }
+
+// RangesOf is Ranges with ranges of grain indices: for loops whose every
+// index is much work (a block of chunks, not a chunk).
+func RangesOf(n, grain int, fn func(worker, lo, hi int)) {
+	workers := min(runtime.GOMAXPROCS(0), (n+grain-1)/grain)
 	if workers <= 1 {
 		if n > 0 {
 			fn(0, 0, n)
@@ -31,11 +35,11 @@ func Ranges(n int, fn func(worker, lo, hi int)) {
 		go func() {
 			defer wg.Done()
 			for {
-				lo := int(next.Add(Grain)) - Grain
+				lo := int(next.Add(int64(grain))) - grain
 				if lo >= n {
 					return
 				}
-				fn(k, lo, min(lo+Grain, n))
+				fn(k, lo, min(lo+grain, n))
 			}
 		}()
 	}

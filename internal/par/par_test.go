@@ -30,3 +30,20 @@ func TestRangesCoverEveryIndexOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestRangesOfSmallGrain: a loop of few, heavy indices still runs on
+// every CPU, each index once.
+func TestRangesOfSmallGrain(t *testing.T) {
+	const n = 1000
+	seen := make([]atomic.Int32, n)
+	RangesOf(n, 3, func(_, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			seen[i].Add(1)
+		}
+	})
+	for i := range seen {
+		if c := seen[i].Load(); c != 1 {
+			t.Fatalf("index %d visited %d times", i, c)
+		}
+	}
+}
