@@ -63,11 +63,12 @@ type Chunks struct {
 	// mem, when the table was reserved, owns the memory that addr and
 	// state use (see reserve).
 	mem *tableMem
-	// runs and groupOff are the pointer cache (see pointers.go): the
-	// cached words of each chain placed, and per 64 chunks where their
-	// words start.
+	// runs, groupOff and groupRun are the pointer cache (see
+	// pointers.go): the cached words of each chain placed, and per 64
+	// chunks where their words start.
 	runs     []edgeRun
 	groupOff []uint64
+	groupRun []int32 // per 64 chunks, the run of their first word
 }
 
 // tableMem is memory mapped for a chunk table, unmapped once no Chunks

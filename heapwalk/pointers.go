@@ -96,6 +96,16 @@ func (c *Chunks) indexPointers() bool {
 		groups[g] += groups[g-1]
 	}
 	c.groupOff = groups
+	// The run that holds each group's first word, where Pointers starts
+	// looking.
+	c.groupRun = make([]int32, len(groups))
+	r := 0
+	for g, v := range groups {
+		for r+1 < len(c.runs) && c.runs[r+1].vstart <= v {
+			r++
+		}
+		c.groupRun[g] = int32(r)
+	}
 	ok := groups[len(groups)-1] == total
 	for k := 0; ok && k < len(c.runs); k++ {
 		i := c.Index(addrspace.Addr(c.runs[k].lo))
@@ -109,7 +119,7 @@ func (c *Chunks) indexPointers() bool {
 
 // dropPointers forgets every cached word.
 func (c *Chunks) dropPointers() {
-	c.runs, c.groupOff = nil, nil
+	c.runs, c.groupOff, c.groupRun = nil, nil, nil
 	for i := range c.state {
 		c.state[i] &^= countMask
 	}
@@ -124,7 +134,10 @@ func (c *Chunks) Pointers(i int, buf []uint64) ([]uint64, bool) {
 		return buf, false
 	}
 	v := c.groupOff[i>>6] + c.countsBefore(i)
-	k := sort.Search(len(c.runs), func(k int) bool { return c.runs[k].vstart > v }) - 1
+	k := int(c.groupRun[i>>6])
+	for k+1 < len(c.runs) && c.runs[k+1].vstart <= v {
+		k++
+	}
 	r := &c.runs[k]
 	for _, x := range r.words[v-r.vstart:][:n] {
 		buf = append(buf, r.base+uint64(int64(int32(x))<<4))
