@@ -12,7 +12,6 @@ import (
 
 	"github.com/heapsift/heapsift/addrspace"
 	"github.com/heapsift/heapsift/heapwalk"
-	"github.com/heapsift/heapsift/internal/par"
 	"github.com/heapsift/heapsift/scan"
 )
 
@@ -117,57 +116,6 @@ type Options struct {
 	MaxStrings int
 }
 
-// summarize totals the verdicts of every chunk in use, on every CPU (a
-// heap has tens of millions of chunks), and returns the indices of the
-// chunks in use that are not reachable, in order: the ones to group.
-func summarize(h *heapwalk.Heap, verdicts []scan.Verdict) (Summary, []int) {
-	type part struct {
-		sum    Summary
-		others []int
-	}
-	parts := make([]part, (len(verdicts)+par.Grain-1)/par.Grain)
-	par.Ranges(len(verdicts), func(_, lo, hi int) {
-		p := &parts[lo/par.Grain]
-		// The chunks in use and the reachable ones are most chunks:
-		// counted in locals, the others in p.
-		var inUse, reachable Count
-		for i, v := range verdicts[lo:hi] {
-			if v == scan.NotUser {
-				continue
-			}
-			i += lo
-			usable := h.Usable(i)
-			inUse.Chunks++
-			inUse.Bytes += usable
-			switch v {
-			case scan.Reachable:
-				reachable.Chunks++
-				reachable.Bytes += usable
-				continue
-			case scan.Possible:
-				p.sum.Possible.add(usable)
-			case scan.Definite:
-				p.sum.Definite.add(usable)
-			case scan.Indirect:
-				p.sum.Indirect.add(usable)
-			}
-			p.others = append(p.others, i)
-		}
-		p.sum.InUse, p.sum.Reachable = inUse, reachable
-	})
-	var sum Summary
-	var others []int
-	for _, p := range parts {
-		for _, c := range []struct{ to, from *Count }{{&sum.InUse, &p.sum.InUse}, {&sum.Definite, &p.sum.Definite},
-			{&sum.Indirect, &p.sum.Indirect}, {&sum.Possible, &p.sum.Possible}, {&sum.Reachable, &p.sum.Reachable}} {
-			c.to.Chunks += c.from.Chunks
-			c.to.Bytes += c.from.Bytes
-		}
-		others = append(others, p.others...)
-	}
-	return sum, others
-}
-
 // fingerprintBytes is how much of a chunk's start shapes its fingerprint.
 const fingerprintBytes = 64
 
@@ -198,10 +146,18 @@ func Build(s addrspace.Space, h *heapwalk.Heap, res *scan.Result, opt Options) *
 	}
 	groups := map[key]*Group{}
 	var order []key
-	var others []int
-	rep.Summary, others = summarize(h, res.Verdicts)
-	for _, i := range others {
+	rep.Summary.InUse = Count{res.InUse.Chunks, res.InUse.Bytes}
+	rep.Summary.Reachable = Count{res.Reachable.Chunks, res.Reachable.Bytes}
+	for _, i := range res.Others {
 		v, usable := res.Verdicts[i], h.Usable(i)
+		switch v {
+		case scan.Possible:
+			rep.Summary.Possible.add(usable)
+		case scan.Definite:
+			rep.Summary.Definite.add(usable)
+		case scan.Indirect:
+			rep.Summary.Indirect.add(usable)
+		}
 		head := make([]byte, min(usable, 256))
 		if _, err := s.ReadAt(head, c.User(i)); err != nil {
 			head = nil

@@ -45,10 +45,21 @@ type Options struct {
 	Progress *atomic.Uint64
 }
 
+// Total is a number of chunks and their usable bytes.
+type Total struct{ Chunks, Bytes uint64 }
+
+func (t *Total) add(bytes uint64) { t.Chunks++; t.Bytes += bytes }
+
 // Result holds a verdict per chunk (indexed like heap.Chunks).
 type Result struct {
 	Verdicts []Verdict
-	Roots    []Root
+	// InUse and Reachable total the chunks in use and the reachable ones;
+	// Others lists the chunks in use that are not reachable (possible,
+	// definite or indirect), in address order: a report need not look at
+	// every verdict.
+	InUse, Reachable Total
+	Others           []int
+	Roots            []Root
 	// ScannedBytes counts every byte scanned for pointers (also from the
 	// walk's cache of a chunk's pointers; a chunk found possibly, then
 	// definitely reachable may count twice).
@@ -142,19 +153,7 @@ func Run(s addrspace.Space, h *heapwalk.Heap, opt Options) *Result {
 	}
 	m.res.Roots = Roots(s, h)
 	m.mark()
-	m.v = make([]Verdict, c.Len())
-	par.Ranges(len(m.v), func(_, lo, hi int) {
-		for i := lo; i < hi; i++ {
-			switch mk := m.marked(i); {
-			case c.State(i) != heapwalk.InUse:
-				m.v[i] = NotUser
-			case mk&markReachable != 0:
-				m.v[i] = Reachable
-			case mk != 0:
-				m.v[i] = Possible
-			}
-		}
-	})
+	m.verdicts()
 	m.marks = nil
 	m.classifyLeaks(&worker{m: m})
 	m.res.Verdicts = m.v
@@ -170,6 +169,50 @@ func Run(s addrspace.Space, h *heapwalk.Heap, opt Options) *Result {
 	m.res.RootsTime = time.Duration(m.rootsDone.Load()) - time.Duration(start.UnixNano())
 	m.res.MarkTime = time.Since(start) - m.res.RootsTime
 	return m.res
+}
+
+// verdicts turns the marks into verdicts, on every CPU, and totals the
+// chunks in use and the reachable ones; the others (possibly reachable, or
+// not reached at all) go to Result.Others, in address order.
+func (m *marker) verdicts() {
+	c := m.c
+	m.v = make([]Verdict, c.Len())
+	type part struct {
+		inUse, reachable Total
+		others           []int
+	}
+	parts := make([]part, (len(m.v)+par.Grain-1)/par.Grain)
+	par.Ranges(len(m.v), func(_, lo, hi int) {
+		p := &parts[lo/par.Grain]
+		var inUse, reachable Total // in locals: most chunks add to them
+		for i := lo; i < hi; i++ {
+			mk := m.marked(i)
+			switch {
+			case c.State(i) != heapwalk.InUse:
+				m.v[i] = NotUser
+				continue
+			case mk&markReachable != 0:
+				m.v[i] = Reachable
+			case mk != 0:
+				m.v[i] = Possible
+			}
+			usable := m.h.Usable(i)
+			inUse.add(usable)
+			if m.v[i] == Reachable {
+				reachable.add(usable)
+			} else {
+				p.others = append(p.others, i)
+			}
+		}
+		p.inUse, p.reachable = inUse, reachable
+	})
+	for _, p := range parts {
+		m.res.InUse.Chunks += p.inUse.Chunks
+		m.res.InUse.Bytes += p.inUse.Bytes
+		m.res.Reachable.Chunks += p.reachable.Chunks
+		m.res.Reachable.Bytes += p.reachable.Bytes
+		m.res.Others = append(m.res.Others, p.others...)
+	}
 }
 
 // rootPiece is a part of a root region, the unit of parallel root scans.
