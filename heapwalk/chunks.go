@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -247,6 +248,16 @@ func (c *Chunks) settleNoPointers() {
 	})
 }
 
+// EachMmapped calls fn with every mmapped chunk, in order: without a
+// look at every chunk.
+func (c *Chunks) EachMmapped(fn func(i int)) {
+	for w, b := range c.mm {
+		for ; b != 0; b &= b - 1 {
+			fn(w<<6 + mathbits.TrailingZeros64(b))
+		}
+	}
+}
+
 // Mmapped reports whether chunk i is an mmapped chunk.
 func (c *Chunks) Mmapped(i int) bool { return c.mm.get(i) }
 
@@ -336,10 +347,22 @@ func (c *Chunks) grow() {
 // sort orders the chunks by address.
 func (c *Chunks) sort() {
 	c.seal()
-	if slices.IsSorted(c.addr) {
+	if c.isSorted() {
 		return
 	}
 	sort.Sort(chunkSorter{c})
+}
+
+// isSorted reports whether the chunks are in address order, on every CPU.
+func (c *Chunks) isSorted() bool {
+	var unsorted atomic.Bool
+	par.Ranges(len(c.addr), func(_, lo, hi int) {
+		// Each range also compares its first chunk with the one before.
+		if !slices.IsSorted(c.addr[max(lo-1, 0):hi]) {
+			unsorted.Store(true)
+		}
+	})
+	return !unsorted.Load()
 }
 
 type chunkSorter struct{ c *Chunks }

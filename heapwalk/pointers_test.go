@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/heapsift/heapsift/addrspace"
+	"github.com/heapsift/heapsift/internal/par"
 )
 
 // TestAnyBit compares anyBit with a test of every bit, for ranges that
@@ -129,5 +130,49 @@ func BenchmarkWalkSegment(b *testing.B) {
 			b.SetBytes(size)
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/chunk")
 		})
+	}
+}
+
+// TestEachMmapped compares EachMmapped with Mmapped on tables with mmapped
+// chunks here and there.
+func TestEachMmapped(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	var c Chunks
+	a := uint64(0x555555560000)
+	for range 1000 {
+		mm := rng.IntN(10) == 0
+		c.add(a, 64, InUse, mm)
+		a += 64 + 4096*uint64(rng.IntN(2))
+	}
+	c.seal()
+	var got, want []int
+	c.EachMmapped(func(i int) { got = append(got, i) })
+	for i := range c.Len() {
+		if c.Mmapped(i) {
+			want = append(want, i)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || len(want) == 0 {
+		t.Fatalf("EachMmapped: %v, want %v", got, want)
+	}
+}
+
+// TestIsSorted: a table out of order at any one place, even at the edge
+// of two ranges of par.Ranges, is seen as such.
+func TestIsSorted(t *testing.T) {
+	n := 3*par.Grain + 5
+	c := &Chunks{addr: make([]uint64, n)}
+	for i := range c.addr {
+		c.addr[i] = uint64(16 * i)
+	}
+	if !c.isSorted() {
+		t.Fatal("sorted table seen as unsorted")
+	}
+	for _, i := range []int{1, par.Grain - 1, par.Grain, 2*par.Grain + 1, n - 1} {
+		c.addr[i-1], c.addr[i] = c.addr[i], c.addr[i-1]
+		if c.isSorted() {
+			t.Fatalf("chunks %d and %d swapped, seen as sorted", i-1, i)
+		}
+		c.addr[i-1], c.addr[i] = c.addr[i], c.addr[i-1]
 	}
 }

@@ -292,15 +292,13 @@ func heapRanges(h *heapwalk.Heap) []heapwalk.Segment {
 		}
 	}
 	c := &h.Chunks
-	for i := 0; i < c.Len(); i++ {
-		if c.Mmapped(i) {
-			end := c.Addr(i) + addrspace.Addr(c.Size(i))
-			if h.Layout.MmapUsableMinus8 {
-				end += 16
-			}
-			out = append(out, heapwalk.Segment{Start: c.Addr(i), End: end})
+	c.EachMmapped(func(i int) {
+		end := c.Addr(i) + addrspace.Addr(c.Size(i))
+		if h.Layout.MmapUsableMinus8 {
+			end += 16
 		}
-	}
+		out = append(out, heapwalk.Segment{Start: c.Addr(i), End: end})
+	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Start < out[j].Start })
 	return out
 }
