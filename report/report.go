@@ -148,8 +148,13 @@ func Build(s addrspace.Space, h *heapwalk.Heap, res *scan.Result, opt Options) *
 	var order []key
 	rep.Summary.InUse = Count{res.InUse.Chunks, res.InUse.Bytes}
 	rep.Summary.Reachable = Count{res.Reachable.Chunks, res.Reachable.Bytes}
-	for _, i := range res.Others {
-		v, usable := res.Verdicts[i], h.Usable(i)
+	// The chunks in use that are not reachable: the scan totalled the
+	// others.
+	for i, v := range res.Verdicts {
+		if v == scan.Reachable || v == scan.NotUser {
+			continue
+		}
+		usable := h.Usable(i)
 		switch v {
 		case scan.Possible:
 			rep.Summary.Possible.add(usable)

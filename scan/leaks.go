@@ -11,7 +11,7 @@ import "github.com/heapsift/heapsift/addrspace"
 func (m *marker) classifyLeaks(w *worker) {
 	const leader = Definite
 	var stack []int32
-	for _, i := range m.res.Others {
+	for i := range m.v {
 		if m.v[i] != Unreached {
 			continue
 		}

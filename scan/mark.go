@@ -53,12 +53,9 @@ func (t *Total) add(bytes uint64) { t.Chunks++; t.Bytes += bytes }
 // Result holds a verdict per chunk (indexed like heap.Chunks).
 type Result struct {
 	Verdicts []Verdict
-	// InUse and Reachable total the chunks in use and the reachable ones;
-	// Others lists the chunks in use that are not reachable (possible,
-	// definite or indirect), in address order: a report need not look at
-	// every verdict.
+	// InUse and Reachable total the chunks in use and the reachable ones
+	// (most chunks): a report need only total the others.
 	InUse, Reachable Total
-	Others           []int
 	Roots            []Root
 	// ScannedBytes counts every byte scanned for pointers (also from the
 	// walk's cache of a chunk's pointers; a chunk found possibly, then
@@ -172,15 +169,11 @@ func Run(s addrspace.Space, h *heapwalk.Heap, opt Options) *Result {
 }
 
 // verdicts turns the marks into verdicts, on every CPU, and totals the
-// chunks in use and the reachable ones; the others (possibly reachable, or
-// not reached at all) go to Result.Others, in address order.
+// chunks in use and the reachable ones.
 func (m *marker) verdicts() {
 	c := m.c
 	m.v = make([]Verdict, c.Len())
-	type part struct {
-		inUse, reachable Total
-		others           []int
-	}
+	type part struct{ inUse, reachable Total }
 	parts := make([]part, (len(m.v)+par.Grain-1)/par.Grain)
 	par.Ranges(len(m.v), func(_, lo, hi int) {
 		p := &parts[lo/par.Grain]
@@ -200,8 +193,6 @@ func (m *marker) verdicts() {
 			inUse.add(usable)
 			if m.v[i] == Reachable {
 				reachable.add(usable)
-			} else {
-				p.others = append(p.others, i)
 			}
 		}
 		p.inUse, p.reachable = inUse, reachable
@@ -211,7 +202,6 @@ func (m *marker) verdicts() {
 		m.res.InUse.Bytes += p.inUse.Bytes
 		m.res.Reachable.Chunks += p.reachable.Chunks
 		m.res.Reachable.Bytes += p.reachable.Bytes
-		m.res.Others = append(m.res.Others, p.others...)
 	}
 }
 
