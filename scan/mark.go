@@ -660,16 +660,32 @@ func (w *worker) scanList(list []int32) {
 
 // fromCache scans chunk i from the words the walk cached for it, and
 // reports whether it had them.
+//
+// When the chunk's pointers marked exactly one new chunk, and that chunk's
+// pointers are cached too, it is scanned at once, and so on: a linked list
+// is followed link by link, without a list of one chunk per link.
 func (w *worker) fromCache(i int, usable uint64, definite bool) bool {
+	m := w.m
 	var ok bool
-	if w.ptrs, ok = w.m.c.Pointers(i, w.ptrs[:0]); !ok {
+	if w.ptrs, ok = m.c.Pointers(i, w.ptrs[:0]); !ok {
 		return false
 	}
-	w.count(usable)
-	for _, v := range w.ptrs {
-		w.consider(v, definite, false, false)
+	for {
+		n0 := len(w.next)
+		w.count(usable)
+		for _, v := range w.ptrs {
+			w.consider(v, definite, false, false)
+		}
+		if len(w.next) != n0+1 {
+			return true
+		}
+		j := int(w.next[n0])
+		if w.ptrs, ok = m.c.Pointers(j, w.ptrs[:0]); !ok {
+			return true // it stays listed, to be read
+		}
+		w.next = w.next[:n0]
+		usable, definite = m.h.Usable(j), m.marked(j)&markReachable != 0
 	}
-	return true
 }
 
 // count adds n bytes to those the worker scanned.

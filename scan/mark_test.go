@@ -98,11 +98,21 @@ func TestPointerCacheAgrees(t *testing.T) {
 				t.Fatalf("NoPointerCache: %d chunks cached", n)
 			}
 			got, want := Run(p, h, Options{}), Run(p, plain, Options{})
-			// A chunk marked possible, then reachable, may be scanned
-			// twice from the cache.
-			if !slices.Equal(got.Verdicts, want.Verdicts) || got.ScannedBytes < want.ScannedBytes {
-				t.Errorf("with the cache: %d bytes scanned, without: %d; verdicts equal: %v",
-					got.ScannedBytes, want.ScannedBytes, slices.Equal(got.Verdicts, want.Verdicts))
+			// The bytes scanned may differ: a chunk marked possible, then
+			// reachable, is scanned twice, and how often that happens
+			// depends on the order of marking (the cache follows linked
+			// lists depth first).
+			if !slices.Equal(got.Verdicts, want.Verdicts) {
+				n := 0
+				for i := range got.Verdicts {
+					if got.Verdicts[i] != want.Verdicts[i] {
+						n++
+					}
+				}
+				t.Errorf("%d of %d verdicts differ with the cache", n, len(got.Verdicts))
+			}
+			if got.InUse != want.InUse || got.Reachable != want.Reachable {
+				t.Errorf("totals with the cache: %+v, %+v; without: %+v, %+v", got.InUse, got.Reachable, want.InUse, want.Reachable)
 			}
 		})
 	})
