@@ -178,21 +178,21 @@ func (m *marker) verdicts() {
 	par.Ranges(len(m.v), func(_, lo, hi int) {
 		p := &parts[lo/par.Grain]
 		var inUse, reachable Total // in locals: most chunks add to them
-		for i := lo; i < hi; i++ {
-			mk := m.marked(i)
-			switch {
-			case c.State(i) != heapwalk.InUse:
-				m.v[i] = NotUser
+		v := m.v[lo:hi]
+		for k := range v {
+			i := lo + k
+			if c.State(i) != heapwalk.InUse {
+				v[k] = NotUser
 				continue
-			case mk&markReachable != 0:
-				m.v[i] = Reachable
-			case mk != 0:
-				m.v[i] = Possible
 			}
 			usable := m.h.Usable(i)
 			inUse.add(usable)
-			if m.v[i] == Reachable {
+			switch mk := m.marked(i); {
+			case mk&markReachable != 0:
+				v[k] = Reachable
 				reachable.add(usable)
+			case mk != 0:
+				v[k] = Possible
 			}
 		}
 		p.inUse, p.reachable = inUse, reachable
