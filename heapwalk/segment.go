@@ -76,10 +76,23 @@ type chainWalker struct {
 	mask []uint64
 }
 
+// newChainWalker returns a walker of segment [start, end), with the
+// buffers of a walker of an earlier segment when there is one: a process
+// with many thread arenas has hundreds of heaps, each walked in parts.
 func (w *walker) newChainWalker(ar *Arena, start, end addrspace.Addr) *chainWalker {
-	return &chainWalker{w: w, ar: ar, start: start, end: end, buf: make([]byte, pieceSize),
-		mask: make([]uint64, pieceSize/8/64)}
+	cw := &chainWalker{w: w, ar: ar, start: start, end: end}
+	if n := len(w.spare); n > 0 {
+		cw.buf, cw.mask = w.spare[n-1].buf, w.spare[n-1].mask
+		w.spare = w.spare[:n-1]
+	} else {
+		cw.buf, cw.mask = make([]byte, pieceSize), make([]uint64, pieceSize/8/64)
+	}
+	return cw
 }
+
+// doneWith keeps the buffers of walkers whose segment is walked, for the
+// next segment.
+func (w *walker) doneWith(cws ...*chainWalker) { w.spare = append(w.spare, cws...) }
 
 // load reads the piece that holds [a, a+8).
 func (cw *chainWalker) load(a addrspace.Addr) {
@@ -286,13 +299,16 @@ func (w *walker) walkSegment(ar *Arena, start, end addrspace.Addr) {
 		out.words, out.roomy = ch.wordRoom(ch.Len(), cap(ch.addr))
 		cw.walk(start, end, &out, nil)
 		w.place(&out, 0)
+		w.doneWith(cw)
 		if out.warn != "" {
 			w.warnf("%s", out.warn)
 		}
 		return
 	}
 	chains, walkers := w.walkParts(ar, start, end, bounds, slots)
-	if warn := w.joinParts(chains, walkers, bounds, slots); warn != "" {
+	warn := w.joinParts(chains, walkers, bounds, slots)
+	w.doneWith(walkers...)
+	if warn != "" {
 		w.warnf("%s", warn)
 	}
 }

@@ -84,6 +84,7 @@ type walker struct {
 	// walkSegment); zero means the defaults.
 	parts   int
 	minPart uint64
+	spare   []*chainWalker // walkers done with, whose buffers newChainWalker reuses
 }
 
 // candidates are the ranges where chunks can live (anonymous writable
