@@ -67,9 +67,10 @@ type Chunks struct {
 	// runs, groupOff and groupRun are the pointer cache (see
 	// pointers.go): the cached words of each chain placed, and per 64
 	// chunks where their words start.
-	runs     []edgeRun
-	groupOff []uint64
-	groupRun []int32 // per 64 chunks, the run of their first word
+	runs      []edgeRun
+	groupOff  []uint64
+	groupRun  []int32 // per 64 chunks, the run of their first word
+	wordsNext int     // the room for words given out so far (takeWords)
 }
 
 // tableMem is memory mapped for a chunk table, unmapped once no Chunks
@@ -101,8 +102,9 @@ func (c *Chunks) reserve(n int) {
 		unix.Munmap(a)
 		return
 	}
-	// Room for the pointer cache: edgeBudget words per slot.
-	wd, err := unix.Mmap(-1, 0, 4*(edgeBudget(n)+1), unix.PROT_READ|unix.PROT_WRITE, flags)
+	// Room for the pointer cache: edgeBudget words per slot, and the
+	// starting words of a thousand segments walked in 16 parts.
+	wd, err := unix.Mmap(-1, 0, 4*(edgeBudget(n)+1<<20), unix.PROT_READ|unix.PROT_WRITE, flags)
 	if err != nil {
 		unix.Munmap(a)
 		unix.Munmap(s)
@@ -118,19 +120,21 @@ func (c *Chunks) reserve(n int) {
 	}, *c.mem)
 }
 
-// wordRoom returns the room for the cached words of the chunks that go to
-// table slots [from, to), and whether there is such room (else the words
-// grow as a slice).
-func (c *Chunks) wordRoom(from, to int) ([]uint32, bool) {
+// takeWords returns room for n cached words past all room given out
+// before: the runs of walked segments keep pointing at their words, so no
+// room is ever given out twice. It returns false when the reservation is
+// used up (the words then grow as a slice).
+func (c *Chunks) takeWords(n int) ([]uint32, bool) {
 	if c.mem == nil {
 		return nil, false
 	}
 	all := unsafe.Slice((*uint32)(unsafe.Pointer(&c.mem.words[0])), len(c.mem.words)/4)
-	lo, hi := edgeBudget(from), min(edgeBudget(to), len(all))
-	if lo >= hi {
+	if n <= 0 || c.wordsNext+n > len(all) {
 		return nil, false
 	}
-	return all[lo:lo:hi], true
+	r := all[c.wordsNext : c.wordsNext : c.wordsNext+n]
+	c.wordsNext += n
+	return r, true
 }
 
 // release gives the pages of table slots [from, to) back to the system:

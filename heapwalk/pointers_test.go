@@ -176,3 +176,58 @@ func TestIsSorted(t *testing.T) {
 		c.addr[i-1], c.addr[i] = c.addr[i], c.addr[i-1]
 	}
 }
+
+// TestPointerCacheManySegments walks several heaps into one table, as the
+// heaps of thread arenas are (newest first, each in parts), and checks
+// every chunk's cached pointers against memory: each segment's words must
+// get room of their own (they once got the room of the segment before,
+// and overwrote its words).
+func TestPointerCacheManySegments(t *testing.T) {
+	const base, heap, heaps = 0x7f0000000000, 2 << 20, 6
+	f := &fakeSpace{base: base, mem: make([]byte, heap*heaps)}
+	rng := rand.New(rand.NewPCG(13, 14))
+	tops := make([]uint64, heaps)
+	for h := range heaps {
+		start := base + uint64(h*heap)
+		// Small chunks full of pointers: the words of one heap fill
+		// more room than its chunks take slots.
+		tops[h] = fakeHeapTo(f, start, start+heap, rng, func() uint64 { return 32 + 16*uint64(rng.IntN(2)) }, func(u, n uint64) {
+			for a := u; a+8 <= u+n-8; a += 8 {
+				f.put(a, (base+uint64(rng.IntN(heap*heaps)))&^15)
+			}
+		})
+	}
+	w := &walker{s: f, h: &Heap{}, maps: f.Mappings(), parts: 2, minPart: 4096}
+	w.cand = newCandidates(w.maps)
+	w.h.Chunks.reserve(len(f.mem)/16 + 4096)
+	for h := heaps - 1; h >= 0; h-- {
+		start := base + uint64(h*heap)
+		w.walkSegment(&Arena{Addr: 0x1000, Top: addrspace.Addr(tops[h])}, addrspace.Addr(start), addrspace.Addr(start+heap))
+	}
+	c := &w.h.Chunks
+	c.settleNoPointers()
+	c.sort()
+	if !c.indexPointers() {
+		t.Fatal("the pointer cache did not add up and was dropped")
+	}
+	cached := 0
+	for i := range c.Len() {
+		got, ok := c.Pointers(i, nil)
+		if !ok {
+			continue
+		}
+		cached++
+		var want []uint64
+		for _, v := range addrspace.Words(f.mem[uint64(c.User(i))-f.base : uint64(c.Addr(i))+c.Size(i)+8-f.base]) {
+			if v-w.cand.lo < w.cand.span {
+				want = append(want, v)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("chunk %v: cached pointers %#x, memory holds %#x", c.Addr(i), got, want)
+		}
+	}
+	if cached < c.Len()/4 {
+		t.Errorf("%d of %d chunks cached", cached, c.Len())
+	}
+}

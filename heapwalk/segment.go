@@ -296,7 +296,7 @@ func (w *walker) walkSegment(ar *Arena, start, end addrspace.Addr) {
 		var out chain
 		out.addr, out.state = ch.room()
 		out.addr, out.state = out.addr[:0], out.state[:0]
-		out.words, out.roomy = ch.wordRoom(ch.Len(), cap(ch.addr))
+		out.words, out.roomy = ch.takeWords(edgeBudget(int((end-start)/16) + 1))
 		cw.walk(start, end, &out, nil)
 		w.place(&out, 0)
 		w.doneWith(cw)
@@ -327,7 +327,7 @@ func (w *walker) walkParts(ar *Arena, start, end addrspace.Addr, bounds []addrsp
 		a, s := ch.room()
 		lo, hi := slots[k]-ch.Len(), slots[k+1]-ch.Len()
 		out.addr, out.state = a[lo:lo:hi], s[lo:lo:hi]
-		out.words, out.roomy = ch.wordRoom(slots[k], slots[k+1])
+		out.words, out.roomy = ch.takeWords(edgeBudget(slots[k+1] - slots[k]))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

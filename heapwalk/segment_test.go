@@ -80,7 +80,11 @@ func walkFake(t *testing.T, f *fakeSpace, start, end, top uint64, parts int, min
 // fakeHeap builds a heap of random chunks in f from start, each filled
 // by fill, and returns where top is.
 func fakeHeap(f *fakeSpace, start uint64, rng *rand.Rand, sizes func() uint64, fill func(user, size uint64)) (top uint64) {
-	end := f.base + uint64(len(f.mem))
+	return fakeHeapTo(f, start, f.base+uint64(len(f.mem)), rng, sizes, fill)
+}
+
+// fakeHeapTo is fakeHeap in [start, end).
+func fakeHeapTo(f *fakeSpace, start, end uint64, rng *rand.Rand, sizes func() uint64, fill func(user, size uint64)) (top uint64) {
 	c := start
 	prevFree, prevSize := false, uint64(0)
 	for {

@@ -121,6 +121,47 @@ func TestPointerCacheAgrees(t *testing.T) {
 	}
 }
 
+// TestPointerCacheThreadHeaps scans a process whose heap is many
+// segments (testdata/bench/threadheaps.c: a linked list of a million nodes
+// in each of 4 thread arenas, 80 MB each, so two heaps per arena, each
+// walked in parts) from walks with and without the pointer cache. It leaks
+// nothing. The words of a segment once got room that the words of a
+// segment walked before still used, and overwrote them: a million chunks
+// came out leaked.
+func TestPointerCacheThreadHeaps(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs ptrace permission (run as root)")
+	}
+	const threads, nodes = 4, 1000000
+	_, line := testprog.StartBench(t, "threadheaps", strconv.Itoa(threads), strconv.Itoa(nodes))
+	var pid int
+	if _, err := fmt.Sscanf(line, "ready %d", &pid); err != nil {
+		t.Fatalf("threadheaps said %q", line)
+	}
+	p, h := attachAndWalk(t, pid)
+	if len(h.Arenas) != threads+1 || len(h.Warnings) > 0 {
+		t.Fatalf("%d arenas, want %d; warnings %q", len(h.Arenas), threads+1, h.Warnings)
+	}
+	if n, _ := h.Chunks.CachedPointers(); n < threads*nodes/2 {
+		t.Fatalf("%d chunks cached, want most of the %d", n, threads*nodes)
+	}
+	plain, err := heapwalk.Walk(p, heapwalk.Options{NoPointerCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := Run(p, h, Options{}), Run(p, plain, Options{})
+	count := map[Verdict]int{}
+	for _, v := range got.Verdicts {
+		count[v]++
+	}
+	if count[Definite]+count[Indirect]+count[Possible] > 0 || count[Reachable] < threads*nodes {
+		t.Errorf("with the cache: verdicts %v, want %d chunks reachable and no leak", count, threads*nodes)
+	}
+	if !slices.Equal(got.Verdicts, want.Verdicts) {
+		t.Error("the verdicts differ with and without the cache")
+	}
+}
+
 // unreadable is a space in which [lo, hi) cannot be read.
 type unreadable struct {
 	addrspace.Space
