@@ -39,6 +39,17 @@ func TestMaskAgrees(t *testing.T) {
 				if n%64 != 0 && got[n/64]>>(n%64) != 0 {
 					t.Fatalf("%d words: bits set past the last word: %#x", n, got[n/64])
 				}
+				// The plain Go code, for CPUs without AVX2.
+				plain := make([]uint64, len(got))
+				maskFullGo(ws[:64*(n/64)], r.lo, r.span, plain[:n/64])
+				if n%64 != 0 {
+					plain[n/64] = maskGo(ws[64*(n/64):], r.lo, r.span)
+				}
+				for k := range got {
+					if plain[k] != got[k] {
+						t.Fatalf("%d words, [%#x, +%#x): Go mask %#x, Mask %#x", n, r.lo, r.span, plain[k], got[k])
+					}
+				}
 			}
 		}
 	}
