@@ -1,6 +1,7 @@
 package heapwalk
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -228,6 +229,55 @@ func TestPointerCacheManySegments(t *testing.T) {
 		}
 	}
 	if cached < c.Len()/4 {
+		t.Errorf("%d of %d chunks cached", cached, c.Len())
+	}
+}
+
+// TestPointerCacheWithoutRoom walks heaps into a table that could not be
+// reserved (the system refused to overcommit), whose chunks and words grow
+// as slices: the cache must hold the same words.
+func TestPointerCacheWithoutRoom(t *testing.T) {
+	const base, heap = 0x7f0000000000, 1 << 20
+	f := &fakeSpace{base: base, mem: make([]byte, 2*heap)}
+	rng := rand.New(rand.NewPCG(15, 16))
+	var tops [2]uint64
+	for h := range 2 {
+		start := base + uint64(h*heap)
+		tops[h] = fakeHeapTo(f, start, start+heap, rng, func() uint64 { return 32 + 16*uint64(rng.IntN(4)) }, func(u, n uint64) {
+			for a := u; a+8 <= u+n-8; a += 8 {
+				f.put(a, 0x5a5a5a5a5a5a5a5a)
+			}
+			f.put(u, (base+uint64(rng.IntN(2*heap)))&^15)
+		})
+	}
+	w := &walker{s: f, h: &Heap{}, maps: f.Mappings(), parts: 2, minPart: 4096}
+	w.cand = newCandidates(w.maps)
+	for h := range 2 {
+		start := base + uint64(h*heap)
+		w.walkSegment(&Arena{Addr: 0x1000, Top: addrspace.Addr(tops[h])}, addrspace.Addr(start), addrspace.Addr(start+heap))
+	}
+	c := &w.h.Chunks
+	if c.mem != nil {
+		t.Fatal("the table was reserved")
+	}
+	c.settleNoPointers()
+	c.sort()
+	if !c.indexPointers() {
+		t.Fatal("the pointer cache did not add up and was dropped")
+	}
+	cached := 0
+	for i := range c.Len() {
+		got, ok := c.Pointers(i, nil)
+		if !ok {
+			continue
+		}
+		cached++
+		want := []uint64{binary.LittleEndian.Uint64(f.mem[uint64(c.User(i))-f.base:])}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("chunk %v: cached pointers %#x, memory holds %#x", c.Addr(i), got, want)
+		}
+	}
+	if cached < c.Len()/2 {
 		t.Errorf("%d of %d chunks cached", cached, c.Len())
 	}
 }
