@@ -56,7 +56,6 @@ type Chunks struct {
 	state []State
 	ends  bits              // chunk i's size is in endSize, not addr[i+1]-addr[i]
 	mm    bits              // chunk i is an mmapped chunk
-	noPtr bits              // the walk found no word in chunk i that could point into a chunk
 	endSz map[uint64]uint64 // header address → size, for the chunks in ends
 	// lastSize is the size of the chunk added last, until the next add
 	// (or sort) tells whether the next chunk follows it.
@@ -67,7 +66,7 @@ type Chunks struct {
 	// runs, groupOff and groupRun are the pointer cache (see
 	// pointers.go): the cached words of each chain placed, and per 64
 	// chunks where their words start.
-	runs      []edgeRun
+	runs      []wordRun
 	groupOff  []uint64
 	groupRun  []int32 // per 64 chunks, the run of their first word
 	wordsNext int     // the room for words given out so far (takeWords)
@@ -102,9 +101,9 @@ func (c *Chunks) reserve(n int) {
 		unix.Munmap(a)
 		return
 	}
-	// Room for the pointer cache: edgeBudget words per slot, and the
+	// Room for the pointer cache: wordBudget words per slot, and the
 	// starting words of a thousand segments walked in 16 parts.
-	wd, err := unix.Mmap(-1, 0, 4*(edgeBudget(n)+1<<20), unix.PROT_READ|unix.PROT_WRITE, flags)
+	wd, err := unix.Mmap(-1, 0, 4*(wordBudget(n)+1<<20), unix.PROT_READ|unix.PROT_WRITE, flags)
 	if err != nil {
 		unix.Munmap(a)
 		unix.Munmap(s)
@@ -230,27 +229,7 @@ func (c *Chunks) State(i int) State { return c.state[i] & stateMask }
 
 // NoPointers reports whether the walk found that chunk i holds no word
 // that could point into a chunk (so scanning it can find nothing).
-func (c *Chunks) NoPointers(i int) bool { return c.noPtr.get(i) }
-
-// settleNoPointers moves the walk's noPtrMark out of every chunk's state
-// into the noPtr bits, on every CPU: the heap has tens of millions of
-// chunks. It runs once, when every segment has been walked.
-func (c *Chunks) settleNoPointers() {
-	n := len(c.state)
-	if len(c.noPtr) < (n+63)/64 {
-		c.noPtr = append(c.noPtr, make(bits, (n+63)/64-len(c.noPtr))...)
-	}
-	// par.Grain is a multiple of 64: no two ranges share a word of bits.
-	par.Ranges(n, func(_, lo, hi int) {
-		st := c.state[lo:hi]
-		for k := range st {
-			if st[k]&noPtrMark != 0 {
-				st[k] &^= noPtrMark
-				c.noPtr[(lo+k)>>6] |= 1 << (uint(lo+k) & 63)
-			}
-		}
-	})
-}
+func (c *Chunks) NoPointers(i int) bool { return c.state[i]&noPtrMark != 0 }
 
 // EachMmapped calls fn with every mmapped chunk, in order: without a
 // look at every chunk.
@@ -379,7 +358,6 @@ func (s chunkSorter) Swap(i, j int) {
 	c.state[i], c.state[j] = c.state[j], c.state[i]
 	c.ends.swap(i, j)
 	c.mm.swap(i, j)
-	c.noPtr.swap(i, j)
 }
 
 func (b *bits) swap(i, j int) {

@@ -21,29 +21,32 @@ import (
 // such word of it can be, it holds at most maxCached of them and none
 // points to itself (the word after a self-pointer may be a thread's DTV,
 // which the scan recognizes from the pair), and the walk's budget allows:
-// at most edgeBudget words per chunk walked, so that the cache adds at
+// at most wordBudget words per chunk walked, so that the cache adds at
 // most 8 bytes per chunk to the table. Other chunks are read again by
 // the scan, as before.
 //
 // Each chunk's count of cached words (0 for none) lives in bits 4-6 of its
-// state byte. The words of a walk's chain lie in one slice, in chunk
-// order; once the table is sorted, an index gives every 64 chunks the
-// position of their first word in the words of all chains taken in
-// address order.
+// state byte, next to noPtrMark (bit 7). The words of a walk's chain lie
+// in one slice, in chunk order; once the table is sorted, an index gives
+// every 64 chunks the position of their first word in the words of all
+// chains taken in address order.
 const (
 	stateMask  State = 0x0f // the State itself
 	countShift       = 4
 	countMask  State = 7 << countShift
 	maxCached        = 7
+	// noPtrMark marks the chunks whose user data holds no word that
+	// could point into a chunk.
+	noPtrMark State = 0x80
 )
 
-// edgeBudget bounds the words a chain caches: 2 per chunk, and a few to
+// wordBudget bounds the words a chain caches: 2 per chunk, and a few to
 // start with.
-func edgeBudget(chunks int) int { return chunks*2 + 64 }
+func wordBudget(chunks int) int { return chunks*2 + 64 }
 
-// edgeRun is the cached words of chunks placed from one chain: those of
+// wordRun is the cached words of chunks placed from one chain: those of
 // the chunks from address lo on, in order.
-type edgeRun struct {
+type wordRun struct {
 	lo     uint64 // the first chunk's header address
 	base   uint64 // what the words are relative to
 	vstart uint64 // where its words start in the words of all runs, in address order
@@ -196,7 +199,7 @@ func (cw *chainWalker) cachePointers(from, to int, at addrspace.Addr, out *chain
 	if cand.ranges == nil {
 		return 0 // nothing known: anything may be a pointer
 	}
-	limit := edgeBudget(len(out.addr))
+	limit := wordBudget(len(out.addr))
 	if out.roomy {
 		limit = min(limit, cap(out.words))
 	}

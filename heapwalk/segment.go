@@ -40,14 +40,10 @@ const (
 	guessRun = 16
 )
 
-// noPtrMark marks, in a chain's states, the chunks whose user data holds
-// no word that could point into a chunk.
-const noPtrMark State = 0x80
-
 // A chain is what one walk along chunk headers found.
 type chain struct {
 	addr  []uint64 // the chunks' header addresses, in order
-	state []State  // with noPtrMark on the chunks found without pointers
+	state []State  // with their flags (noPtrMark, cached count)
 	// next is where the walk stopped: the first chunk at or past its
 	// limit, unless stopped.
 	next     addrspace.Addr
@@ -296,7 +292,7 @@ func (w *walker) walkSegment(ar *Arena, start, end addrspace.Addr) {
 		var out chain
 		out.addr, out.state = ch.room()
 		out.addr, out.state = out.addr[:0], out.state[:0]
-		out.words, out.roomy = ch.takeWords(edgeBudget(int((end-start)/16) + 1))
+		out.words, out.roomy = ch.takeWords(wordBudget(int((end-start)/16) + 1))
 		cw.walk(start, end, &out, nil)
 		w.place(&out, 0)
 		w.doneWith(cw)
@@ -327,7 +323,7 @@ func (w *walker) walkParts(ar *Arena, start, end addrspace.Addr, bounds []addrsp
 		a, s := ch.room()
 		lo, hi := slots[k]-ch.Len(), slots[k+1]-ch.Len()
 		out.addr, out.state = a[lo:lo:hi], s[lo:lo:hi]
-		out.words, out.roomy = ch.takeWords(edgeBudget(slots[k+1] - slots[k]))
+		out.words, out.roomy = ch.takeWords(wordBudget(slots[k+1] - slots[k]))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -389,8 +385,7 @@ func (w *walker) joinParts(chains []chain, walkers []*chainWalker, bounds []addr
 }
 
 // place appends the chunks of c from index j on to the table: a move
-// within the table's own memory when c was walked there. Their states keep
-// noPtrMark until settleNoPointers.
+// within the table's own memory when c was walked there.
 func (w *walker) place(c *chain, j int) {
 	ch := &w.h.Chunks
 	if j >= len(c.addr) {
@@ -403,7 +398,7 @@ func (w *walker) place(c *chain, j int) {
 		skip += int(st & countMask >> countShift)
 	}
 	if skip < len(c.words) {
-		ch.runs = append(ch.runs, edgeRun{lo: c.addr[j], base: c.base, words: c.words[skip:]})
+		ch.runs = append(ch.runs, wordRun{lo: c.addr[j], base: c.base, words: c.words[skip:]})
 	}
 	ch.appendRun(c.addr[j:], c.state[j:], c.lastSize)
 }

@@ -168,7 +168,6 @@ func Walk(s addrspace.Space, opt Options) (*Heap, error) {
 	for i := range h.Arenas {
 		w.walkArena(&h.Arenas[i])
 	}
-	h.Chunks.settleNoPointers()
 	w.findTcaches(lc, inferredHow != "")
 	if lc.static {
 		w.staticVersion(sp, ma)

@@ -629,18 +629,11 @@ func (w *worker) scanList(list []int32) {
 	// The others are read, in address order.
 	list = list[:k]
 	slices.Sort(list)
+	list = slices.Compact(list) // marked twice: possible, then reachable
 	w.defs = w.defs[:0]
-	k, prev = 0, -1
 	for _, ci := range list {
-		if ci == prev {
-			continue // marked twice: possible, then reachable
-		}
-		prev = ci
-		list[k] = ci
-		k++
 		w.defs = append(w.defs, m.marked(int(ci))&markReachable != 0)
 	}
-	list = list[:k]
 	// Marking that follows a chain (a linked list, a path down a tree)
 	// brings one chunk at a time, and one read per chunk costs more than
 	// the chunk: a window of the memory around it serves the next links
