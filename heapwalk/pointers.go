@@ -148,6 +148,47 @@ func (c *Chunks) Pointers(i int, buf []uint64) ([]uint64, bool) {
 	return buf, true
 }
 
+// A PointerCursor reads the cached words of chunks in increasing order,
+// as a sweep over the table does: from one chunk to the next, it adds up
+// the counts of the chunks between, where Chunks.Pointers starts from the
+// index of their group of 64.
+type PointerCursor struct {
+	c    *Chunks
+	next int    // the chunk after the last one read, or -1
+	v    uint64 // where its words start in the words of all runs
+	run  int    // the run that holds them, or one before it
+}
+
+// PointerCursor returns a cursor over the cached words of c.
+func (c *Chunks) PointerCursor() PointerCursor { return PointerCursor{c: c, next: -1} }
+
+// Pointers is Chunks.Pointers, fastest when i lies a little past the last
+// chunk asked for.
+func (p *PointerCursor) Pointers(i int, buf []uint64) ([]uint64, bool) {
+	c := p.c
+	n := c.cachedCount(i)
+	if n == 0 || c.groupOff == nil {
+		return buf, false
+	}
+	if p.next < 0 || i < p.next || i-p.next > 64 {
+		p.v = c.groupOff[i>>6] + c.countsBefore(i)
+		p.run = int(c.groupRun[i>>6])
+	} else {
+		for j := p.next; j < i; j++ {
+			p.v += uint64(c.cachedCount(j))
+		}
+	}
+	for p.run+1 < len(c.runs) && c.runs[p.run+1].vstart <= p.v {
+		p.run++
+	}
+	r := &c.runs[p.run]
+	for _, x := range r.words[p.v-r.vstart:][:n] {
+		buf = append(buf, r.base+uint64(int64(int32(x))<<4))
+	}
+	p.next, p.v = i+1, p.v+uint64(n)
+	return buf, true
+}
+
 // CachedPointers returns how many chunks have their words cached, and how
 // many words that is.
 func (c *Chunks) CachedPointers() (chunks, words int) {

@@ -280,5 +280,17 @@ func checkCache(t *testing.T, what string, c *Chunks, f *fakeSpace, cand *candid
 			t.Errorf("%schunk %v: cached pointers %#x, memory holds %#x", what, c.Addr(i), got, want)
 		}
 	}
+	// A cursor gives the same words, whether it steps a chunk at a time,
+	// a few, or more than a group (then it seeks).
+	for _, steps := range [][]int{{1}, {1, 2, 3, 5, 8, 13, 21, 34, 55, 63, 64, 65, 200}} {
+		cur := c.PointerCursor()
+		for i, k := 0, 0; i < c.Len(); i, k = i+steps[k%len(steps)], k+1 {
+			got, ok := cur.Pointers(i, nil)
+			want, wantOK := c.Pointers(i, nil)
+			if ok != wantOK || !slices.Equal(got, want) {
+				t.Fatalf("%schunk %d: the cursor gives %#x (%v), Pointers %#x (%v)", what, i, got, ok, want, wantOK)
+			}
+		}
+	}
 	return cached
 }

@@ -85,12 +85,22 @@ type AttachOptions struct {
 func AttachWith(ctx context.Context, pid int, opts AttachOptions) (*Process, error) {
 	var pre siteGuess
 	var shared uint64
+	var sharedDone chan struct{}
 	if opts.Snapshot == SnapshotFork {
 		pre = guessSyscallSite(pid)
 	} else {
-		shared = sharedAnon(pid) // while the target still runs
+		// smaps walks the page tables: 30 ms for a 2 GiB heap, read
+		// while the threads are attached.
+		sharedDone = make(chan struct{})
+		go func() {
+			defer close(sharedDone)
+			shared = sharedAnon(pid)
+		}()
 	}
 	p, err := attachDirect(ctx, pid)
+	if sharedDone != nil {
+		<-sharedDone
+	}
 	if err != nil {
 		return p, err
 	}

@@ -125,6 +125,9 @@ type worker struct {
 	cur      cursor   // where the last lookup ended
 	spare    []int32  // the list scanned last, to reuse
 	ptrs     []uint64 // a chunk's cached pointers
+	// pcur reads them: lists in address order (as those of a tree
+	// allocated level by level are) read the cache in order.
+	pcur heapwalk.PointerCursor
 
 	scanned, published uint64 // bytes scanned, and how many of them are in marker.scanned
 
@@ -152,7 +155,7 @@ func Run(s addrspace.Space, h *heapwalk.Heap, opt Options) *Result {
 	m.mark()
 	m.verdicts()
 	m.marks = nil
-	m.classifyLeaks(&worker{m: m})
+	m.classifyLeaks(m.newWorker())
 	m.res.Verdicts = m.v
 	m.res.ScannedBytes = m.scanned.Load()
 	m.res.ReadBytes = m.read.Load()
@@ -215,7 +218,7 @@ type rootPiece struct {
 // then the root regions in pieces shared by the workers, and then what
 // their marks reach, until no worker has anything left to scan.
 func (m *marker) mark() {
-	w0 := &worker{m: m}
+	w0 := m.newWorker()
 	for _, t := range m.s.Threads() {
 		for _, v := range t.Regs.Words() {
 			w0.consider(v, true, false, false)
@@ -254,7 +257,7 @@ func (m *marker) mark() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := &worker{m: m}
+			w := m.newWorker()
 			for {
 				j := int(next.Add(1) - 1)
 				if j >= len(pieces) {
@@ -319,6 +322,9 @@ func (w *worker) scanWords(b []byte, base addrspace.Addr, definite, interiorOK b
 		w.consider(v, definite, interiorOK, afterSelf)
 	}
 }
+
+// newWorker returns a worker of m.
+func (m *marker) newWorker() *worker { return &worker{m: m, pcur: m.c.PointerCursor()} }
 
 // publish adds what the worker scanned since the last call to the totals.
 func (w *worker) publish() {
@@ -660,7 +666,7 @@ func (w *worker) scanList(list []int32) {
 func (w *worker) fromCache(i int, usable uint64, definite bool) bool {
 	m := w.m
 	var ok bool
-	if w.ptrs, ok = m.c.Pointers(i, w.ptrs[:0]); !ok {
+	if w.ptrs, ok = w.pcur.Pointers(i, w.ptrs[:0]); !ok {
 		return false
 	}
 	for {
@@ -673,7 +679,7 @@ func (w *worker) fromCache(i int, usable uint64, definite bool) bool {
 			return true
 		}
 		j := int(w.next[n0])
-		if w.ptrs, ok = m.c.Pointers(j, w.ptrs[:0]); !ok {
+		if w.ptrs, ok = w.pcur.Pointers(j, w.ptrs[:0]); !ok {
 			return true // it stays listed, to be read
 		}
 		w.next = w.next[:n0]
