@@ -52,10 +52,13 @@ type SizeResult struct {
 	Floor     map[string]float64 `json:"floor_gbps,omitempty"`
 	FloorNote string             `json:"floor_note,omitempty"`
 
-	Direct   Analysis  `json:"direct"`
-	Fork     Analysis  `json:"fork"`
-	Core     *Analysis `json:"gcore,omitempty"`
-	CoreNote string    `json:"gcore_note,omitempty"`
+	Direct Analysis `json:"direct"`
+	// DirectOneCPU is direct mode with GOMAXPROCS=1: how the analysis
+	// scales with CPUs (this machine has few).
+	DirectOneCPU *Analysis `json:"direct_one_cpu,omitempty"`
+	Fork         Analysis  `json:"fork"`
+	Core         *Analysis `json:"gcore,omitempty"`
+	CoreNote     string    `json:"gcore_note,omitempty"`
 
 	Pause Pause `json:"pause"`
 }
@@ -190,7 +193,7 @@ func (b *bench) size(h heapSpec) (SizeResult, error) {
 	}
 	s.HeapBytes, s.RSSAnon = hi-lo, procfs.Bytes(fmt.Sprintf("/proc/%d/status", t.pid), "RssAnon")
 
-	var direct, fork, core []Analysis
+	var direct, direct1, fork, core []Analysis
 	var readv, readv1, pread []float64
 	floors := map[string][]float64{}
 	fh, err := floor.Load(t.pid, lo, hi)
@@ -218,6 +221,13 @@ func (b *bench) size(h heapSpec) (SizeResult, error) {
 		direct = append(direct, b.liveAnalysis(t, "direct", rv))
 		if b.ctx.Err() != nil {
 			return s, b.ctx.Err()
+		}
+		if runtime.NumCPU() > 1 {
+			b.logf("%s: run %d: heapsift leaks --snapshot=direct on one CPU (GOMAXPROCS=1)", sizeStr(req), run+1)
+			direct1 = append(direct1, b.liveAnalysis(t, "direct", rv, "GOMAXPROCS=1"))
+			if b.ctx.Err() != nil {
+				return s, b.ctx.Err()
+			}
 		}
 		b.logf("%s: run %d: heapsift leaks --snapshot=fork", sizeStr(req), run+1)
 		fork = append(fork, b.liveAnalysis(t, "fork", rv))
@@ -247,6 +257,10 @@ func (b *bench) size(h heapSpec) (SizeResult, error) {
 	}
 	s.ReadThreads = runtime.GOMAXPROCS(0)
 	s.Direct, s.Fork = medianOf(direct), medianOf(fork)
+	if len(direct1) > 0 {
+		d := medianOf(direct1)
+		s.DirectOneCPU = &d
+	}
 	if len(core) > 0 {
 		c := medianOf(core)
 		s.Core = &c
@@ -265,10 +279,13 @@ type hsRun struct {
 	rss     uint64 // peak resident set of heapsift (and any child it waited for)
 }
 
-// leaks runs heapsift leaks --json with args. Exit status 3 (leaks found)
-// is success.
-func (b *bench) leaks(args ...string) (*hsRun, error) {
+// leaks runs heapsift leaks --json with args, and env added to its
+// environment. Exit status 3 (leaks found) is success.
+func (b *bench) leaks(env []string, args ...string) (*hsRun, error) {
 	cmd := exec.CommandContext(b.ctx, b.heapsift, append([]string{"leaks", "--json"}, args...)...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) } // heapsift detaches on SIGINT
 	cmd.WaitDelay = 10 * time.Second
 	var stdout, stderr bytes.Buffer
@@ -333,9 +350,10 @@ func analysis(mode string, r *hsRun, t *bigheapTarget, readLimit float64) Analys
 	return a
 }
 
-// liveAnalysis analyzes bigheap with heapsift leaks --snapshot=mode.
-func (b *bench) liveAnalysis(t *bigheapTarget, mode string, readLimit float64) Analysis {
-	r, err := b.leaks("--snapshot="+mode, strconv.Itoa(t.pid))
+// liveAnalysis analyzes bigheap with heapsift leaks --snapshot=mode, with
+// env added to heapsift's environment.
+func (b *bench) liveAnalysis(t *bigheapTarget, mode string, readLimit float64, env ...string) Analysis {
+	r, err := b.leaks(env, "--snapshot="+mode, strconv.Itoa(t.pid))
 	if err != nil {
 		return Analysis{Mode: mode, Verdict: "FAIL: " + err.Error()}
 	}
@@ -372,7 +390,7 @@ func (b *bench) coreAnalysis(t *bigheapTarget, heap uint64, readLimit float64) (
 		return Analysis{Mode: "gcore", Verdict: fmt.Sprintf("FAIL: gcore: %v %v: %s", err, serr, lastLine(out.String()))}, ""
 	}
 	b.logf("heapsift leaks --json %s (%s)", file, sizeStr(uint64(st.Size())))
-	r, err := b.leaks(file)
+	r, err := b.leaks(nil, file)
 	if err != nil {
 		return Analysis{Mode: "gcore", Verdict: "FAIL: " + err.Error()}, ""
 	}
@@ -458,7 +476,7 @@ func (b *bench) pauseSample(p *pauser, mode string) (PauseSample, error) {
 		return PauseSample{}, err
 	}
 	time.Sleep(20 * time.Millisecond)
-	r, err := b.leaks("--snapshot="+mode, strconv.Itoa(p.pid))
+	r, err := b.leaks(nil, "--snapshot="+mode, strconv.Itoa(p.pid))
 	if b.ctx.Err() != nil {
 		return PauseSample{}, b.ctx.Err()
 	}

@@ -87,6 +87,9 @@ func writeText(w io.Writer, r *Result) {
 		fmt.Fprintf(w, "| analysis | wall | target paused | freeze / walk / roots + mark / report | throughput | of read limit | analyzer RSS | RSS/chunk | verdict |\n")
 		fmt.Fprintf(w, "|---|--:|--:|--:|--:|--:|--:|--:|---|\n")
 		row(w, "leaks --snapshot=direct", s.Direct, durStr(s.Direct.WallMs))
+		if d := s.DirectOneCPU; d != nil {
+			row(w, "the same on one CPU (GOMAXPROCS=1)", *d, durStr(d.WallMs))
+		}
 		row(w, "leaks --snapshot=fork", s.Fork, durStr(s.Fork.WallMs))
 		if c := s.Core; c != nil {
 			row(w, "gcore, then leaks CORE", *c, fmt.Sprintf("%s + %s", durStr(c.GcoreMs), durStr(c.WallMs)))
@@ -97,6 +100,10 @@ func writeText(w io.Writer, r *Result) {
 		}
 		if s.CoreNote != "" {
 			fmt.Fprintf(w, "\ngcore: %s\n", s.CoreNote)
+		}
+		if d := s.DirectOneCPU; d != nil && s.Direct.WallMs > 0 && d.WalkMs > 0 && d.MarkMs > 0 {
+			fmt.Fprintf(w, "\nOn %d CPUs against one: wall x%.2f faster, walk x%.2f, mark x%.2f.\n", s.ReadThreads,
+				d.WallMs/s.Direct.WallMs, d.WalkMs/s.Direct.WalkMs, d.MarkMs/s.Direct.MarkMs)
 		}
 		if f := s.Floor; f != nil {
 			fmt.Fprintf(w, "\nFloor (bench/floor: one pass of the least work any conservative scanner does, %d CPUs at once, 256 KiB reads, best of 5): "+
@@ -154,6 +161,9 @@ func row(w io.Writer, name string, a Analysis, wall string) {
 func (r *Result) allOK() bool {
 	for _, s := range r.Sizes {
 		vs := []string{s.Direct.Verdict, s.Fork.Verdict, s.Pause.Direct.Verdict, s.Pause.Fork.Verdict}
+		if s.DirectOneCPU != nil {
+			vs = append(vs, s.DirectOneCPU.Verdict)
+		}
 		if s.Core != nil {
 			vs = append(vs, s.Core.Verdict)
 		}
