@@ -61,6 +61,17 @@ func attachBigheap(b *testing.B, chunks int) (*bigheap, *ptrace.Process) {
 	return h, p
 }
 
+// eachChunkCount runs fn as a sub-benchmark for every generator size (see
+// chunkCounts), or skips b without ptrace permission.
+func eachChunkCount(b *testing.B, fn func(b *testing.B, chunks int)) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs ptrace permission (run as root)")
+	}
+	for _, n := range chunkCounts() {
+		b.Run(fmt.Sprintf("chunks=%d", n), func(b *testing.B) { fn(b, n) })
+	}
+}
+
 func chunkCounts() []int {
 	if s := os.Getenv("HEAPSIFT_BENCH_CHUNKS"); s != "" {
 		var out []int
@@ -78,56 +89,51 @@ func chunkCounts() []int {
 // heap walk, scan and report, then detach. Bytes per op are the bytes
 // scanned for pointers, so MB/s is the scan throughput.
 func BenchmarkLeaksLive(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs ptrace permission (run as root)")
-	}
-	for _, n := range chunkCounts() {
-		b.Run(fmt.Sprintf("chunks=%d", n), func(b *testing.B) {
-			h := startBigheap(b, n)
-			b.ResetTimer()
-			var walk, mark, rep, freeze time.Duration
-			var scanned, readBytes uint64
-			for i := 0; i < b.N; i++ {
-				t0 := time.Now()
-				p, err := ptrace.Attach(h.pid)
-				if err != nil {
-					b.Fatal(err)
-				}
-				t1 := time.Now()
-				hp, err := heapwalk.Walk(p, heapwalk.Options{})
-				if err != nil {
-					p.Detach()
-					b.Fatal(err)
-				}
-				t2 := time.Now()
-				res := scan.Run(p, hp, scan.Options{})
-				t3 := time.Now()
-				r := report.Build(p, hp, res, report.Options{})
-				t4 := time.Now()
-				p.Detach()
-				freeze += t1.Sub(t0)
-				walk += t2.Sub(t1)
-				mark += t3.Sub(t2)
-				rep += t4.Sub(t3)
-				scanned = res.ScannedBytes
-				readBytes = res.ReadBytes
-				if got := r.Summary.Definite.Chunks + r.Summary.Indirect.Chunks; got != h.leaked {
-					b.Fatalf("found %d leaked chunks, the program leaked %d", got, h.leaked)
-				}
-				if got := r.Summary.Definite.Bytes + r.Summary.Indirect.Bytes; got != h.leakedBytes {
-					b.Fatalf("found %d leaked bytes, the program leaked %d", got, h.leakedBytes)
-				}
+	eachChunkCount(b, func(b *testing.B, n int) {
+		h := startBigheap(b, n)
+		b.ResetTimer()
+		var walk, mark, rep, freeze time.Duration
+		var scanned, readBytes uint64
+		for i := 0; i < b.N; i++ {
+			t0 := time.Now()
+			p, err := ptrace.Attach(h.pid)
+			if err != nil {
+				b.Fatal(err)
 			}
-			b.SetBytes(int64(scanned))
-			per := func(d time.Duration) float64 { return float64(d.Milliseconds()) / float64(b.N) }
-			b.ReportMetric(per(freeze), "freeze-ms/op")
-			b.ReportMetric(per(walk), "walk-ms/op")
-			b.ReportMetric(per(mark), "scan-ms/op")
-			b.ReportMetric(per(rep), "report-ms/op")
-			b.ReportMetric(float64(n), "chunks")
-			b.ReportMetric(float64(readBytes)/float64(scanned), "heap-reads/scanned")
-		})
-	}
+			t1 := time.Now()
+			hp, err := heapwalk.Walk(p, heapwalk.Options{})
+			if err != nil {
+				p.Detach()
+				b.Fatal(err)
+			}
+			t2 := time.Now()
+			res := scan.Run(p, hp, scan.Options{})
+			t3 := time.Now()
+			r := report.Build(p, hp, res, report.Options{})
+			t4 := time.Now()
+			p.Detach()
+			freeze += t1.Sub(t0)
+			walk += t2.Sub(t1)
+			mark += t3.Sub(t2)
+			rep += t4.Sub(t3)
+			scanned = res.ScannedBytes
+			readBytes = res.ReadBytes
+			if got := r.Summary.Definite.Chunks + r.Summary.Indirect.Chunks; got != h.leaked {
+				b.Fatalf("found %d leaked chunks, the program leaked %d", got, h.leaked)
+			}
+			if got := r.Summary.Definite.Bytes + r.Summary.Indirect.Bytes; got != h.leakedBytes {
+				b.Fatalf("found %d leaked bytes, the program leaked %d", got, h.leakedBytes)
+			}
+		}
+		b.SetBytes(int64(scanned))
+		per := func(d time.Duration) float64 { return float64(d.Milliseconds()) / float64(b.N) }
+		b.ReportMetric(per(freeze), "freeze-ms/op")
+		b.ReportMetric(per(walk), "walk-ms/op")
+		b.ReportMetric(per(mark), "scan-ms/op")
+		b.ReportMetric(per(rep), "report-ms/op")
+		b.ReportMetric(float64(n), "chunks")
+		b.ReportMetric(float64(readBytes)/float64(scanned), "heap-reads/scanned")
+	})
 }
 
 // BenchmarkPhases attaches to one generator once and repeats each phase on
@@ -135,45 +141,40 @@ func BenchmarkLeaksLive(b *testing.B) {
 // cost is measured apart from the others and from attach noise. Bytes per
 // op are the heap bytes walked, or the bytes scanned.
 func BenchmarkPhases(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs ptrace permission (run as root)")
-	}
-	for _, n := range chunkCounts() {
-		b.Run(fmt.Sprintf("chunks=%d", n), func(b *testing.B) {
-			_, p := attachBigheap(b, n)
-			hp, err := heapwalk.Walk(p, heapwalk.Options{})
-			if err != nil {
-				b.Fatal(err)
+	eachChunkCount(b, func(b *testing.B, n int) {
+		_, p := attachBigheap(b, n)
+		hp, err := heapwalk.Walk(p, heapwalk.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var heapBytes int64
+		for _, ar := range hp.Arenas {
+			for _, s := range ar.Heaps {
+				heapBytes += int64(s.End - s.Start)
 			}
-			var heapBytes int64
-			for _, ar := range hp.Arenas {
-				for _, s := range ar.Heaps {
-					heapBytes += int64(s.End - s.Start)
+		}
+		b.Run("walk", func(b *testing.B) {
+			b.SetBytes(heapBytes)
+			cpu := cpuTime()
+			for i := 0; i < b.N; i++ {
+				if _, err := heapwalk.Walk(p, heapwalk.Options{}); err != nil {
+					b.Fatal(err)
 				}
 			}
-			b.Run("walk", func(b *testing.B) {
-				b.SetBytes(heapBytes)
-				cpu := cpuTime()
-				for i := 0; i < b.N; i++ {
-					if _, err := heapwalk.Walk(p, heapwalk.Options{}); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(hp.Chunks.Len()), "ns/chunk")
-				b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N)/float64(hp.Chunks.Len()), "cpu-ns/chunk")
-			})
-			b.Run("scan", func(b *testing.B) {
-				var res *scan.Result
-				cpu := cpuTime()
-				for i := 0; i < b.N; i++ {
-					res = scan.Run(p, hp, scan.Options{})
-				}
-				b.SetBytes(int64(res.ScannedBytes))
-				b.ReportMetric(float64(res.ReadBytes)/float64(res.ScannedBytes), "heap-reads/scanned")
-				b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N)/float64(hp.Chunks.Len()), "cpu-ns/chunk")
-			})
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(hp.Chunks.Len()), "ns/chunk")
+			b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N)/float64(hp.Chunks.Len()), "cpu-ns/chunk")
 		})
-	}
+		b.Run("scan", func(b *testing.B) {
+			var res *scan.Result
+			cpu := cpuTime()
+			for i := 0; i < b.N; i++ {
+				res = scan.Run(p, hp, scan.Options{})
+			}
+			b.SetBytes(int64(res.ScannedBytes))
+			b.ReportMetric(float64(res.ReadBytes)/float64(res.ScannedBytes), "heap-reads/scanned")
+			b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N)/float64(hp.Chunks.Len()), "cpu-ns/chunk")
+		})
+	})
 }
 
 // cpuTime returns the CPU time this process has used, user and system:

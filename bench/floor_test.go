@@ -1,8 +1,6 @@
 package bench
 
 import (
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/heapsift/heapsift/bench/floor"
@@ -16,30 +14,25 @@ import (
 //
 //	HEAPSIFT_BENCH_SKEW=6 HEAPSIFT_BENCH_CHUNKS=20000000 go test -run '^$' -bench Floor ./bench
 func BenchmarkFloor(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs ptrace permission (run as root)")
-	}
-	for _, n := range chunkCounts() {
-		b.Run(fmt.Sprintf("chunks=%d", n), func(b *testing.B) {
-			h, _ := attachBigheap(b, n)
-			lo, hi := heapRange(b, h.pid)
-			fh, err := floor.Load(h.pid, lo, hi)
-			if err != nil {
-				b.Fatal(err)
-			}
-			for _, level := range floor.Levels() {
-				b.Run(level.String(), func(b *testing.B) {
-					b.SetBytes(int64(fh.Bytes()))
-					var found uint64
-					for i := 0; i < b.N; i++ {
-						if found, _, err = fh.Run(level); err != nil {
-							b.Fatal(err)
-						}
+	eachChunkCount(b, func(b *testing.B, n int) {
+		h, _ := attachBigheap(b, n)
+		lo, hi := heapRange(b, h.pid)
+		fh, err := floor.Load(h.pid, lo, hi)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, level := range floor.Levels() {
+			b.Run(level.String(), func(b *testing.B) {
+				b.SetBytes(int64(fh.Bytes()))
+				var found uint64
+				for i := 0; i < b.N; i++ {
+					if found, _, err = fh.Run(level); err != nil {
+						b.Fatal(err)
 					}
-					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(fh.Chunks()), "ns/chunk")
-					b.ReportMetric(float64(found)/float64(fh.Chunks()), "found/chunk")
-				})
-			}
-		})
-	}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(fh.Chunks()), "ns/chunk")
+				b.ReportMetric(float64(found)/float64(fh.Chunks()), "found/chunk")
+			})
+		}
+	})
 }

@@ -130,28 +130,16 @@ func (c *Chunks) dropPointers() {
 
 // Pointers appends to buf the words of chunk i that the walk found could
 // point into a chunk, and reports whether it had them cached; when not,
-// the chunk must be read.
+// the chunk must be read. (A PointerCursor is faster for chunks in order.)
 func (c *Chunks) Pointers(i int, buf []uint64) ([]uint64, bool) {
-	n := c.cachedCount(i)
-	if n == 0 || c.groupOff == nil {
-		return buf, false
-	}
-	v := c.groupOff[i>>6] + c.countsBefore(i)
-	k := int(c.groupRun[i>>6])
-	for k+1 < len(c.runs) && c.runs[k+1].vstart <= v {
-		k++
-	}
-	r := &c.runs[k]
-	for _, x := range r.words[v-r.vstart:][:n] {
-		buf = append(buf, r.base+uint64(int64(int32(x))<<4))
-	}
-	return buf, true
+	cur := c.PointerCursor()
+	return cur.Pointers(i, buf)
 }
 
-// A PointerCursor reads the cached words of chunks in increasing order,
-// as a sweep over the table does: from one chunk to the next, it adds up
-// the counts of the chunks between, where Chunks.Pointers starts from the
-// index of their group of 64.
+// A PointerCursor reads the cached words of chunks, fastest in increasing
+// order (as marking's lists of a tree allocated level by level come): from
+// one chunk to one a little past it, it adds up the counts of the chunks
+// between; otherwise it starts from the index of the chunk's group of 64.
 type PointerCursor struct {
 	c    *Chunks
 	next int    // the chunk after the last one read, or -1
