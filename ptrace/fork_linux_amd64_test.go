@@ -289,11 +289,21 @@ func TestForkEintrLikeDirect(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		return tg.stats(t)["eintr"] - e0
 	}
-	direct, fork := count(SnapshotDirect), count(SnapshotFork)
-	t.Logf("EINTR from epoll_wait: direct %d, fork %d", direct, fork)
-	if fork > direct {
-		t.Errorf("fork mode: %d EINTR, direct mode %d", fork, direct)
+	// The cleanup of a fork stops a thread sleeping in a call the kernel
+	// restarts (here the reaper's usleep) when it finds one; on a loaded
+	// machine that thread may be running just then, and the cleanup stops
+	// the main thread in epoll_wait instead (a second EINTR, as designed).
+	// A round whose cleanup found the sleeper must exist among a few.
+	var rounds []string
+	for range 3 {
+		direct, fork := count(SnapshotDirect), count(SnapshotFork)
+		t.Logf("EINTR from epoll_wait: direct %d, fork %d", direct, fork)
+		if fork <= direct {
+			return
+		}
+		rounds = append(rounds, fmt.Sprintf("fork %d > direct %d", fork, direct))
 	}
+	t.Errorf("fork mode interrupted epoll_wait more often than direct mode in every round: %v", rounds)
 }
 
 // TestForkSeccomp: a target whose seccomp filter forbids clone is read
